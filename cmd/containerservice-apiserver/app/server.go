@@ -1,0 +1,80 @@
+package app
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apiserver/pkg/endpoints/openapi"
+	"k8s.io/apiserver/pkg/registry/generic"
+	"k8s.io/apiserver/pkg/registry/rest"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/util/compatibility"
+
+	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
+	generatedopenapi "github.com/ucloudstack/containerservice/pkg/generated/openapi"
+	clusterstorage "github.com/ucloudstack/containerservice/pkg/registry/containerservice/cluster/storage"
+	nodestorage "github.com/ucloudstack/containerservice/pkg/registry/containerservice/node/storage"
+	pluginstorage "github.com/ucloudstack/containerservice/pkg/registry/containerservice/plugin/storage"
+	projectstorage "github.com/ucloudstack/containerservice/pkg/registry/containerservice/project/storage"
+	"github.com/ucloudstack/containerservice/pkg/registry/specstatus"
+)
+
+// newServer builds the generic server from the options and installs the API group.
+func (o *Options) newServer() (*genericapiserver.GenericAPIServer, error) {
+	config := genericapiserver.NewRecommendedConfig(Codecs)
+	namer := openapi.NewDefinitionNamer(Scheme)
+	config.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(generatedopenapi.GetOpenAPIDefinitions, namer)
+	config.OpenAPIConfig.Info.Title = "containerservice"
+	config.OpenAPIConfig.Info.Version = v1alpha1.SchemeGroupVersion.Version
+	config.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(generatedopenapi.GetOpenAPIDefinitions, namer)
+	config.OpenAPIV3Config.Info.Title = "containerservice"
+	config.OpenAPIV3Config.Info.Version = v1alpha1.SchemeGroupVersion.Version
+	config.EffectiveVersion = compatibility.DefaultBuildEffectiveVersion()
+	if err := o.Recommended.ApplyTo(config); err != nil {
+		return nil, fmt.Errorf("apply options: %w", err)
+	}
+
+	server, err := config.Complete().New("containerservice-apiserver", genericapiserver.NewEmptyDelegate())
+	if err != nil {
+		return nil, fmt.Errorf("create server: %w", err)
+	}
+	storage, err := newStorage(Scheme, config.RESTOptionsGetter)
+	if err != nil {
+		return nil, err
+	}
+	group := genericapiserver.NewDefaultAPIGroupInfo(v1alpha1.GroupName, Scheme, runtime.NewParameterCodec(Scheme), Codecs)
+	group.VersionedResourcesStorageMap[v1alpha1.SchemeGroupVersion.Version] = storage
+	if err := server.InstallAPIGroup(&group); err != nil {
+		return nil, fmt.Errorf("install API group %s: %w", v1alpha1.GroupName, err)
+	}
+
+	informers := config.SharedInformerFactory
+	server.AddPostStartHookOrDie("start-containerservice-informers", func(ctx genericapiserver.PostStartHookContext) error {
+		informers.Start(ctx.Done())
+		return nil
+	})
+	return server, nil
+}
+
+// newStorage returns the storage of every resource and subresource of the group.
+func newStorage(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter) (map[string]rest.Storage, error) {
+	kinds := []struct {
+		plural string
+		build  func(runtime.ObjectTyper, generic.RESTOptionsGetter) (*specstatus.REST, *specstatus.StatusREST, error)
+	}{
+		{"clusters", clusterstorage.NewREST},
+		{"nodes", nodestorage.NewREST},
+		{"plugins", pluginstorage.NewREST},
+		{"projects", projectstorage.NewREST},
+	}
+	storage := map[string]rest.Storage{}
+	for _, k := range kinds {
+		main, status, err := k.build(typer, optsGetter)
+		if err != nil {
+			return nil, fmt.Errorf("create storage for %s: %w", k.plural, err)
+		}
+		storage[k.plural] = main
+		storage[k.plural+"/status"] = status
+	}
+	return storage, nil
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Regenerates everything under pkg/generated and the zz_generated files of pkg/apis with
+# k8s.io/code-generator's kube_codegen.sh, at the version go.mod pins.
+set -o errexit -o nounset -o pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+codegen_pkg=$(go list -m -f '{{.Dir}}' k8s.io/code-generator)
+# shellcheck source=/dev/null
+source "${codegen_pkg}/kube_codegen.sh"
+
+module=github.com/ucloudstack/containerservice
+boilerplate="${root}/hack/boilerplate.go.txt"
+
+kube::codegen::gen_helpers --boilerplate "$boilerplate" "${root}/pkg/apis"
+
+kube::codegen::gen_openapi \
+  --output-dir "${root}/pkg/generated/openapi" \
+  --output-pkg "${module}/pkg/generated/openapi" \
+  --output-model-name-file zz_generated.model_name.go \
+  --report-filename "${root}/hack/api-rule-violations.list" \
+  --update-report \
+  --boilerplate "$boilerplate" \
+  "${root}/pkg/apis"
+
+kube::codegen::gen_client \
+  --with-watch \
+  --with-applyconfig \
+  --applyconfig-openapi-schema <(go run "${module}/pkg/generated/openapi/cmd/models-schema") \
+  --output-dir "${root}/pkg/generated" \
+  --output-pkg "${module}/pkg/generated" \
+  --boilerplate "$boilerplate" \
+  "${root}/pkg/apis"

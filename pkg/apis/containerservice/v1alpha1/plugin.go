@@ -1,0 +1,104 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// +genclient
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// Plugin is an add-on of one Cluster of the tenant, chosen from the built-in catalog.
+type Plugin struct {
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the add-on the tenant asks for.
+	// +optional
+	Spec PluginSpec `json:"spec,omitempty"`
+	// status is what the provisioner last observed of the add-on. It is written only
+	// through the status subresource.
+	// +optional
+	Status PluginStatus `json:"status,omitempty"`
+}
+
+// PluginSpec is the desired state of a Plugin.
+type PluginSpec struct {
+	// clusterName is the name of the Cluster, in the same namespace, the add-on is
+	// installed into. It cannot be changed.
+	ClusterName string `json:"clusterName"`
+	// type is the add-on from the built-in catalog: metrics-server, monitoring, logging,
+	// gpu-device-plugin, csi or ingress. It cannot be changed.
+	Type string `json:"type"`
+	// enabled installs the add-on when true and removes it when false. Defaults to true.
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+	// config holds the add-on's settings by name (for example retention: 15d).
+	// +optional
+	Config map[string]string `json:"config,omitempty"`
+}
+
+// PluginPhase is the lifecycle phase of a Plugin.
+// +enum
+type PluginPhase string
+
+const (
+	// PluginPending means the add-on waits for its cluster or the provisioner.
+	PluginPending PluginPhase = "Pending"
+	// PluginApplying means the add-on's objects are being applied.
+	PluginApplying PluginPhase = "Applying"
+	// PluginReady means every object of the add-on is applied and ready.
+	PluginReady PluginPhase = "Ready"
+	// PluginDisabled means the add-on is switched off and its objects removed.
+	PluginDisabled PluginPhase = "Disabled"
+	// PluginFailed means applying failed; the conditions say why.
+	PluginFailed PluginPhase = "Failed"
+)
+
+// PluginStatus is the observed state of a Plugin.
+type PluginStatus struct {
+	// phase is the lifecycle phase: Pending, Applying, Ready, Disabled or Failed.
+	// +optional
+	Phase PluginPhase `json:"phase,omitempty"`
+	// applied are the objects the add-on put into the user cluster.
+	// +optional
+	// +listType=atomic
+	Applied []AppliedObject `json:"applied,omitempty"`
+	// ready is true when every applied object is ready.
+	// +optional
+	Ready bool `json:"ready,omitempty"`
+	// conditions are the latest observations of the add-on's state.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// observedGeneration is the metadata.generation this status reflects.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+}
+
+// AppliedObject names one object an add-on put into the user cluster.
+type AppliedObject struct {
+	// apiVersion is the object's group and version.
+	APIVersion string `json:"apiVersion"`
+	// kind is the object's kind.
+	Kind string `json:"kind"`
+	// namespace is the object's namespace; empty for cluster-scoped objects.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// name is the object's name.
+	Name string `json:"name"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// PluginList is a list of Plugins.
+type PluginList struct {
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard list metadata.
+	// +optional
+	metav1.ListMeta `json:"metadata,omitempty"`
+	// items are the add-ons.
+	Items []Plugin `json:"items"`
+}

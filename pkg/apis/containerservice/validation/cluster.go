@@ -1,0 +1,181 @@
+package validation
+
+import (
+	"fmt"
+	"net"
+	"slices"
+
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	cs "github.com/ucloudstack/containerservice/pkg/apis/containerservice"
+)
+
+// Limits on address ranges, the ones kube-apiserver and kube-controller-manager enforce
+// themselves, checked here so a bad range is refused at the API instead of failing a
+// control plane later.
+const (
+	maxServiceHostBits = 20 // kube-apiserver refuses larger service ranges
+	maxPodPrefixV4     = 24 // room for at least one /24 node range
+	maxPodPrefixV6     = 64 // room for at least one /64 node range
+)
+
+var (
+	ipFamilies        = sets.New(string(cs.IPv4), string(cs.IPv6))
+	controlPlaneSizes = []int32{1, 3}
+)
+
+// ValidateCluster checks a Cluster being created.
+func ValidateCluster(c *cs.Cluster) field.ErrorList {
+	errs := validateObjectMeta(&c.ObjectMeta)
+	return append(errs, validateClusterSpec(&c.Spec, field.NewPath("spec"))...)
+}
+
+// ValidateClusterUpdate checks a change of a Cluster's spec and metadata.
+func ValidateClusterUpdate(c, old *cs.Cluster) field.ErrorList {
+	errs := validateObjectMetaUpdate(&c.ObjectMeta, &old.ObjectMeta)
+	errs = append(errs, validateClusterSpec(&c.Spec, field.NewPath("spec"))...)
+	specPath := field.NewPath("spec")
+	errs = append(errs, validateImmutable(c.Spec.Network, old.Spec.Network, specPath.Child("network"))...)
+	if c.Spec.Version != old.Spec.Version {
+		errs = append(errs, field.Forbidden(specPath.Child("version"),
+			fmt.Sprintf("changing the version of a running cluster (from %s to %s) is not supported yet; create a new cluster with the version you need", old.Spec.Version, c.Spec.Version)))
+	}
+	return errs
+}
+
+// ValidateClusterStatusUpdate checks what a status writer reports.
+func ValidateClusterStatusUpdate(c, old *cs.Cluster) field.ErrorList {
+	errs := validateObjectMetaUpdate(&c.ObjectMeta, &old.ObjectMeta)
+	fld := field.NewPath("status")
+	errs = append(errs, validateConditions(c.Status.Conditions, fld.Child("conditions"))...)
+	errs = append(errs, validateObservedGeneration(c.Status.ObservedGeneration, fld.Child("observedGeneration"))...)
+	if c.Status.Nodes.Ready < 0 || c.Status.Nodes.Total < 0 || c.Status.Nodes.Ready > c.Status.Nodes.Total {
+		errs = append(errs, field.Invalid(fld.Child("nodes"), c.Status.Nodes, "counts must be non-negative and ready at most total"))
+	}
+	return errs
+}
+
+func validateClusterSpec(spec *cs.ClusterSpec, fld *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	switch {
+	case spec.Version == "":
+		errs = append(errs, field.Required(fld.Child("version"), ""))
+	case !slices.Contains(cs.SupportedKubernetesVersions, spec.Version):
+		errs = append(errs, field.NotSupported(fld.Child("version"), spec.Version, cs.SupportedKubernetesVersions))
+	}
+	if !slices.Contains(controlPlaneSizes, spec.ControlPlane.Replicas) {
+		errs = append(errs, field.Invalid(fld.Child("controlPlane", "replicas"), spec.ControlPlane.Replicas, "must be 1, or 3 for high availability"))
+	}
+	errs = append(errs, validateClusterNetwork(&spec.Network, fld.Child("network"))...)
+	errs = append(errs, validateSubjects(spec.Administrators, fld.Child("administrators"))...)
+	return errs
+}
+
+func validateSubjects(subjects []cs.Subject, fld *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	seen := sets.New[cs.Subject]()
+	for i, s := range subjects {
+		p := fld.Index(i)
+		errs = append(errs, validateSubjectKind(s.Kind, p.Child("kind"))...)
+		errs = append(errs, validateSubjectName(s.Name, p.Child("name"))...)
+		if seen.Has(s) {
+			errs = append(errs, field.Duplicate(p, s))
+		}
+		seen.Insert(s)
+	}
+	return errs
+}
+
+func validateClusterNetwork(n *cs.ClusterNetwork, fld *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	famPath := fld.Child("ipFamilies")
+	switch {
+	case len(n.IPFamilies) == 0:
+		errs = append(errs, field.Required(famPath, "one family, or two for dual-stack"))
+	case len(n.IPFamilies) > 2:
+		errs = append(errs, field.TooMany(famPath, len(n.IPFamilies), 2))
+	}
+	for i, f := range n.IPFamilies {
+		if !ipFamilies.Has(string(f)) {
+			errs = append(errs, field.NotSupported(famPath.Index(i), f, sets.List(ipFamilies)))
+		}
+	}
+	if len(n.IPFamilies) == 2 && n.IPFamilies[0] == n.IPFamilies[1] {
+		errs = append(errs, field.Duplicate(famPath.Index(1), n.IPFamilies[1]))
+	}
+	if len(errs) > 0 {
+		return errs // the ranges are checked against the families, which must make sense first
+	}
+
+	pods, podErrs := validateCIDRs(n.PodCIDRs, n.IPFamilies, fld.Child("podCIDRs"), podPrefixLimit)
+	services, svcErrs := validateCIDRs(n.ServiceCIDRs, n.IPFamilies, fld.Child("serviceCIDRs"), servicePrefixLimit)
+	errs = append(append(errs, podErrs...), svcErrs...)
+	for i, s := range services {
+		for j, p := range pods {
+			if s != nil && p != nil && (s.Contains(p.IP) || p.Contains(s.IP)) {
+				errs = append(errs, field.Invalid(fld.Child("serviceCIDRs").Index(i), n.ServiceCIDRs[i],
+					fmt.Sprintf("overlaps spec.network.podCIDRs[%d] (%s)", j, n.PodCIDRs[j])))
+			}
+		}
+	}
+	return errs
+}
+
+// prefixLimit returns the error message for a range too large or too small, or "".
+type prefixLimit func(ones, bits int) string
+
+func podPrefixLimit(ones, bits int) string {
+	limit := maxPodPrefixV4
+	if bits == 128 {
+		limit = maxPodPrefixV6
+	}
+	if ones > limit {
+		return fmt.Sprintf("too small for node ranges: the prefix must be /%d or shorter", limit)
+	}
+	return ""
+}
+
+func servicePrefixLimit(ones, bits int) string {
+	if bits-ones > maxServiceHostBits {
+		return fmt.Sprintf("too large: a service range may have at most %d host bits (/%d or longer)", maxServiceHostBits, bits-maxServiceHostBits)
+	}
+	return ""
+}
+
+// validateCIDRs checks that there is one well-formed range per family, in family order,
+// and returns the parsed ranges (nil where unparsable) for the overlap check.
+func validateCIDRs(cidrs []string, families []cs.IPFamily, fld *field.Path, limit prefixLimit) ([]*net.IPNet, field.ErrorList) {
+	var errs field.ErrorList
+	if len(cidrs) != len(families) {
+		errs = append(errs, field.Invalid(fld, cidrs, fmt.Sprintf("must hold one range per IP family (%d)", len(families))))
+	}
+	nets := make([]*net.IPNet, len(cidrs))
+	for i, c := range cidrs {
+		p := fld.Index(i)
+		ip, ipnet, err := net.ParseCIDR(c)
+		if err != nil {
+			errs = append(errs, field.Invalid(p, c, "must be a CIDR such as 10.244.0.0/16 or fd00:10:244::/56"))
+			continue
+		}
+		if !ip.Equal(ipnet.IP) {
+			errs = append(errs, field.Invalid(p, c, fmt.Sprintf("has host bits set; the range is %s", ipnet)))
+			continue
+		}
+		family := cs.IPv4
+		if ip.To4() == nil {
+			family = cs.IPv6
+		}
+		if i < len(families) && family != families[i] {
+			errs = append(errs, field.Invalid(p, c, fmt.Sprintf("must be an %s range to match spec.network.ipFamilies[%d]", families[i], i)))
+			continue
+		}
+		ones, bits := ipnet.Mask.Size()
+		if msg := limit(ones, bits); msg != "" {
+			errs = append(errs, field.Invalid(p, c, msg))
+			continue
+		}
+		nets[i] = ipnet
+	}
+	return nets, errs
+}

@@ -1,0 +1,101 @@
+package validation
+
+import (
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	cs "github.com/ucloudstack/containerservice/pkg/apis/containerservice"
+)
+
+var taintEffects = sets.New(string(cs.TaintEffectNoSchedule), string(cs.TaintEffectPreferNoSchedule), string(cs.TaintEffectNoExecute))
+
+// ValidateNode checks a Node being created.
+func ValidateNode(n *cs.Node) field.ErrorList {
+	errs := validateObjectMeta(&n.ObjectMeta)
+	return append(errs, validateNodeSpec(&n.Spec, field.NewPath("spec"))...)
+}
+
+// ValidateNodeUpdate checks a change of a Node's spec and metadata.
+func ValidateNodeUpdate(n, old *cs.Node) field.ErrorList {
+	errs := validateObjectMetaUpdate(&n.ObjectMeta, &old.ObjectMeta)
+	errs = append(errs, validateNodeSpec(&n.Spec, field.NewPath("spec"))...)
+	return append(errs, validateImmutable(n.Spec.ClusterName, old.Spec.ClusterName, field.NewPath("spec", "clusterName"))...)
+}
+
+// ValidateNodeStatusUpdate checks what a status writer reports.
+func ValidateNodeStatusUpdate(n, old *cs.Node) field.ErrorList {
+	errs := validateObjectMetaUpdate(&n.ObjectMeta, &old.ObjectMeta)
+	fld := field.NewPath("status")
+	errs = append(errs, validateConditions(n.Status.Conditions, fld.Child("conditions"))...)
+	errs = append(errs, validateObservedGeneration(n.Status.ObservedGeneration, fld.Child("observedGeneration"))...)
+	errs = append(errs, validateNonNegative(int64(n.Status.Pods), fld.Child("pods"))...)
+	for name, q := range n.Status.Allocatable {
+		errs = append(errs, validateNonNegativeQuantity(q, fld.Child("allocatable").Key(name))...)
+	}
+	if d := n.Status.Drain; d != nil {
+		errs = append(errs, validateNonNegative(int64(d.PodsRemaining), fld.Child("drain", "podsRemaining"))...)
+	}
+	return errs
+}
+
+func validateNodeSpec(spec *cs.NodeSpec, fld *field.Path) field.ErrorList {
+	errs := validateClusterRef(spec.ClusterName, fld.Child("clusterName"))
+	res := fld.Child("resources")
+	errs = append(errs, validatePositiveQuantity(spec.Resources.CPU, res.Child("cpu"))...)
+	errs = append(errs, validatePositiveQuantity(spec.Resources.Memory, res.Child("memory"))...)
+	if gpu := spec.Resources.GPU; gpu != nil {
+		gpuPath := res.Child("gpu")
+		if gpu.Count < 1 {
+			errs = append(errs, field.Invalid(gpuPath.Child("count"), gpu.Count, "must be at least 1; leave gpu out for a node without GPUs"))
+		}
+		if gpu.Model != "" {
+			for _, msg := range validation.IsValidLabelValue(gpu.Model) {
+				errs = append(errs, field.Invalid(gpuPath.Child("model"), gpu.Model, msg))
+			}
+		}
+	}
+	errs = append(errs, metav1validation.ValidateLabels(spec.Labels, fld.Child("labels"))...)
+	seen := sets.New[string]()
+	for i, t := range spec.Taints {
+		p := fld.Child("taints").Index(i)
+		for _, msg := range validation.IsQualifiedName(t.Key) {
+			errs = append(errs, field.Invalid(p.Child("key"), t.Key, msg))
+		}
+		for _, msg := range validation.IsValidLabelValue(t.Value) {
+			errs = append(errs, field.Invalid(p.Child("value"), t.Value, msg))
+		}
+		if !taintEffects.Has(string(t.Effect)) {
+			errs = append(errs, field.NotSupported(p.Child("effect"), t.Effect, sets.List(taintEffects)))
+		}
+		if k := t.Key + ":" + string(t.Effect); seen.Has(k) {
+			errs = append(errs, field.Duplicate(p, t.Key))
+		} else {
+			seen.Insert(k)
+		}
+	}
+	return errs
+}
+
+func validatePositiveQuantity(q resource.Quantity, fld *field.Path) field.ErrorList {
+	if q.Sign() <= 0 {
+		return field.ErrorList{field.Invalid(fld, q.String(), "must be greater than zero")}
+	}
+	return nil
+}
+
+func validateNonNegativeQuantity(q resource.Quantity, fld *field.Path) field.ErrorList {
+	if q.Sign() < 0 {
+		return field.ErrorList{field.Invalid(fld, q.String(), "must not be negative")}
+	}
+	return nil
+}
+
+func validateNonNegative(v int64, fld *field.Path) field.ErrorList {
+	if v < 0 {
+		return field.ErrorList{field.Invalid(fld, v, "must not be negative")}
+	}
+	return nil
+}

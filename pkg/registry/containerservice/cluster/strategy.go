@@ -1,0 +1,40 @@
+// Package cluster tells the registry how to create, update and validate Clusters.
+package cluster
+
+import (
+	"context"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/fields"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
+
+	cs "github.com/ucloudstack/containerservice/pkg/apis/containerservice"
+	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/validation"
+	"github.com/ucloudstack/containerservice/pkg/registry/specstatus"
+)
+
+// Kind is the registry's treatment of Clusters.
+var Kind = specstatus.Kind[*cs.Cluster]{
+	Validate:             validation.ValidateCluster,
+	ValidateUpdate:       validation.ValidateClusterUpdate,
+	ValidateStatusUpdate: validation.ValidateClusterStatusUpdate,
+	Default:              defaultAdministrators,
+	Fields: func(c *cs.Cluster) fields.Set {
+		return fields.Set{"status.phase": string(c.Status.Phase)}
+	},
+}
+
+// defaultAdministrators makes the creator the cluster's administrator when the spec names
+// none, so that whoever asked for a cluster can use it. Built-in identities (a controller's
+// ServiceAccount, system:admin) are not turned into administrators: validation refuses
+// them, and the cluster is then left for its owner to name administrators.
+func defaultAdministrators(ctx context.Context, c *cs.Cluster) {
+	if len(c.Spec.Administrators) > 0 {
+		return
+	}
+	user, ok := genericapirequest.UserFrom(ctx)
+	if !ok || user.GetName() == "" || strings.HasPrefix(user.GetName(), "system:") {
+		return
+	}
+	c.Spec.Administrators = []cs.Subject{{Kind: cs.SubjectKindUser, Name: user.GetName()}}
+}

@@ -1,0 +1,21 @@
+// Package node tells the registry how to create, update and validate Nodes.
+package node
+
+import (
+	"k8s.io/apimachinery/pkg/fields"
+
+	cs "github.com/ucloudstack/containerservice/pkg/apis/containerservice"
+	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/validation"
+	"github.com/ucloudstack/containerservice/pkg/registry/specstatus"
+)
+
+// Kind is the registry's treatment of Nodes. Nodes are selectable by spec.clusterName so
+// that a controller or console lists one cluster's nodes without reading the others.
+var Kind = specstatus.Kind[*cs.Node]{
+	Validate:             validation.ValidateNode,
+	ValidateUpdate:       validation.ValidateNodeUpdate,
+	ValidateStatusUpdate: validation.ValidateNodeStatusUpdate,
+	Fields: func(n *cs.Node) fields.Set {
+		return fields.Set{"spec.clusterName": n.Spec.ClusterName, "status.phase": string(n.Status.Phase)}
+	},
+}

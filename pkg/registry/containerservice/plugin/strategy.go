@@ -1,0 +1,20 @@
+// Package plugin tells the registry how to create, update and validate Plugins.
+package plugin
+
+import (
+	"k8s.io/apimachinery/pkg/fields"
+
+	cs "github.com/ucloudstack/containerservice/pkg/apis/containerservice"
+	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/validation"
+	"github.com/ucloudstack/containerservice/pkg/registry/specstatus"
+)
+
+// Kind is the registry's treatment of Plugins, selectable by cluster and type.
+var Kind = specstatus.Kind[*cs.Plugin]{
+	Validate:             validation.ValidatePlugin,
+	ValidateUpdate:       validation.ValidatePluginUpdate,
+	ValidateStatusUpdate: validation.ValidatePluginStatusUpdate,
+	Fields: func(p *cs.Plugin) fields.Set {
+		return fields.Set{"spec.clusterName": p.Spec.ClusterName, "spec.type": p.Spec.Type}
+	},
+}

@@ -1,0 +1,38 @@
+// Package storage serves projects and projects/status from etcd.
+package storage
+
+import (
+	"strings"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apiserver/pkg/registry/generic"
+
+	cs "github.com/ucloudstack/containerservice/pkg/apis/containerservice"
+	"github.com/ucloudstack/containerservice/pkg/registry/containerservice/project"
+	"github.com/ucloudstack/containerservice/pkg/registry/specstatus"
+	"github.com/ucloudstack/containerservice/pkg/registry/table"
+)
+
+// NewREST returns the storage of projects and of their status subresource.
+func NewREST(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter) (*specstatus.REST, *specstatus.StatusREST, error) {
+	return specstatus.NewStorage(typer, optsGetter, project.Kind, specstatus.Resource[*cs.Project]{
+		Plural:     "projects",
+		Singular:   "project",
+		ShortNames: []string{"proj"},
+		New:        func() runtime.Object { return &cs.Project{} },
+		NewList:    func() runtime.Object { return &cs.ProjectList{} },
+		Table:      Table,
+	})
+}
+
+// Table is how kubectl get shows projects.
+var Table = table.New(
+	table.Column[*cs.Project]{Name: "Clusters", Type: "string", Description: "The clusters the project spans.",
+		Cell: func(p *cs.Project) any { return strings.Join(p.Spec.Clusters, ",") }},
+	table.Column[*cs.Project]{Name: "Members", Type: "integer", Description: "The number of users and groups in the project.",
+		Cell: func(p *cs.Project) any { return int64(len(p.Spec.Members)) }},
+	table.Column[*cs.Project]{Name: "Status", Type: "string", Description: "The overall state of the project.",
+		Cell: func(p *cs.Project) any { return string(p.Status.Phase) }},
+	table.Column[*cs.Project]{Name: "Namespace", Type: "string", Description: "The project's namespace in its clusters.", Wide: true,
+		Cell: func(p *cs.Project) any { return p.Spec.Namespace }},
+)

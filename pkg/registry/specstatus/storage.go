@@ -1,0 +1,112 @@
+package specstatus
+
+import (
+	"context"
+	"fmt"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apiserver/pkg/registry/generic"
+	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
+	"k8s.io/apiserver/pkg/registry/rest"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
+
+	cs "github.com/ucloudstack/containerservice/pkg/apis/containerservice"
+)
+
+// Category groups every kind of the API, so `kubectl get containerservice` lists them all.
+const Category = "containerservice"
+
+// Resource describes how one kind is served.
+type Resource[T Object] struct {
+	// Plural and Singular are the resource names (clusters, cluster).
+	Plural, Singular string
+	// ShortNames are the kubectl aliases of the resource.
+	ShortNames []string
+	// New and NewList allocate an empty object and list of the internal type.
+	New, NewList func() runtime.Object
+	// Table renders the resource for kubectl get.
+	Table rest.TableConvertor
+}
+
+// REST serves a kind's main resource.
+type REST struct {
+	*genericregistry.Store
+	shortNames []string
+}
+
+var (
+	_ rest.ShortNamesProvider = &REST{}
+	_ rest.CategoriesProvider = &REST{}
+)
+
+// ShortNames returns the kubectl aliases of the resource.
+func (r *REST) ShortNames() []string { return r.shortNames }
+
+// Categories puts the resource in the containerservice category.
+func (r *REST) Categories() []string { return []string{Category} }
+
+// StatusREST serves a kind's status subresource: get, update and patch of status only.
+type StatusREST struct {
+	store *genericregistry.Store
+}
+
+var (
+	_ rest.Patcher             = &StatusREST{}
+	_ rest.ResetFieldsStrategy = &StatusREST{}
+	_ rest.TableConvertor      = &StatusREST{}
+)
+
+// New returns an empty object.
+func (r *StatusREST) New() runtime.Object { return r.store.New() }
+
+// Destroy does nothing: the main resource owns the storage and releases it.
+func (r *StatusREST) Destroy() {}
+
+// Get returns the object, so that patches of status see the whole of it.
+func (r *StatusREST) Get(ctx context.Context, name string, options *metav1.GetOptions) (runtime.Object, error) {
+	return r.store.Get(ctx, name, options)
+}
+
+// Update changes the status of an object; it never creates one.
+func (r *StatusREST) Update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc, updateValidation rest.ValidateObjectUpdateFunc, _ bool, options *metav1.UpdateOptions) (runtime.Object, bool, error) {
+	return r.store.Update(ctx, name, objInfo, createValidation, updateValidation, false, options)
+}
+
+// GetResetFields returns the fields server-side apply must not set through status.
+func (r *StatusREST) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {
+	return r.store.GetResetFields()
+}
+
+// ConvertToTable renders the object as the main resource does.
+func (r *StatusREST) ConvertToTable(ctx context.Context, object runtime.Object, tableOptions runtime.Object) (*metav1.Table, error) {
+	return r.store.ConvertToTable(ctx, object, tableOptions)
+}
+
+// NewStorage builds the main resource and its status subresource over the generic
+// etcd store.
+func NewStorage[T Object](typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter, kind Kind[T], res Resource[T]) (*REST, *StatusREST, error) {
+	strategy := NewStrategy(typer, kind)
+	statusStrategy := NewStatusStrategy(strategy)
+	store := &genericregistry.Store{
+		NewFunc:                   res.New,
+		NewListFunc:               res.NewList,
+		PredicateFunc:             strategy.Predicate,
+		DefaultQualifiedResource:  cs.Resource(res.Plural),
+		SingularQualifiedResource: cs.Resource(res.Singular),
+
+		CreateStrategy:      strategy,
+		UpdateStrategy:      strategy,
+		DeleteStrategy:      strategy,
+		ResetFieldsStrategy: strategy,
+
+		TableConvertor: res.Table,
+	}
+	if err := store.CompleteWithOptions(&generic.StoreOptions{RESTOptions: optsGetter, AttrFunc: strategy.GetAttrs}); err != nil {
+		return nil, nil, fmt.Errorf("complete storage for %s: %w", res.Plural, err)
+	}
+	statusStore := *store
+	statusStore.UpdateStrategy = statusStrategy
+	statusStore.ResetFieldsStrategy = statusStrategy
+	return &REST{Store: store, shortNames: res.ShortNames}, &StatusREST{store: &statusStore}, nil
+}
