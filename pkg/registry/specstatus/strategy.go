@@ -37,6 +37,9 @@ type Kind[T Object] struct {
 	ValidateUpdate func(obj, old T) field.ErrorList
 	// ValidateStatusUpdate checks a change made through the status subresource.
 	ValidateStatusUpdate func(obj, old T) field.ErrorList
+	// InitialStatus, if set, is the status of a newly created object (its first phase),
+	// written over whatever status the client sent.
+	InitialStatus func(obj T)
 	// Default, if set, fills in what needs the request or the final name (for example
 	// the creating user), after name generation and before validation.
 	Default func(ctx context.Context, obj T)
@@ -59,11 +62,15 @@ func NewStrategy[T Object](typer runtime.ObjectTyper, kind Kind[T]) Strategy[T] 
 // NamespaceScoped is true: every kind lives in a tenant's namespace.
 func (Strategy[T]) NamespaceScoped() bool { return true }
 
-// PrepareForCreate drops any status the client sent and starts the generation at 1.
+// PrepareForCreate replaces any status the client sent with the initial one and starts
+// the generation at 1.
 func (s Strategy[T]) PrepareForCreate(ctx context.Context, obj runtime.Object) {
 	o := obj.(T)
 	status := reflect.ValueOf(o).Elem().FieldByName("Status")
 	status.Set(reflect.Zero(status.Type()))
+	if s.kind.InitialStatus != nil {
+		s.kind.InitialStatus(o)
+	}
 	o.SetGeneration(1)
 	if s.kind.Default != nil {
 		s.kind.Default(ctx, o)

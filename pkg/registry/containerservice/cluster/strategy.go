@@ -18,6 +18,7 @@ var Kind = specstatus.Kind[*cs.Cluster]{
 	Validate:             validation.ValidateCluster,
 	ValidateUpdate:       validation.ValidateClusterUpdate,
 	ValidateStatusUpdate: validation.ValidateClusterStatusUpdate,
+	InitialStatus:        func(o *cs.Cluster) { o.Status.Phase = cs.ClusterPending },
 	Default:              defaultAdministrators,
 	Fields: func(c *cs.Cluster) fields.Set {
 		return fields.Set{"status.phase": string(c.Status.Phase)}

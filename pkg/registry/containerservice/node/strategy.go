@@ -15,6 +15,7 @@ var Kind = specstatus.Kind[*cs.Node]{
 	Validate:             validation.ValidateNode,
 	ValidateUpdate:       validation.ValidateNodeUpdate,
 	ValidateStatusUpdate: validation.ValidateNodeStatusUpdate,
+	InitialStatus:        func(o *cs.Node) { o.Status.Phase = cs.NodePending },
 	Fields: func(n *cs.Node) fields.Set {
 		return fields.Set{"spec.clusterName": n.Spec.ClusterName, "status.phase": string(n.Status.Phase)}
 	},

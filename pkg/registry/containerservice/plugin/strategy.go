@@ -14,6 +14,7 @@ var Kind = specstatus.Kind[*cs.Plugin]{
 	Validate:             validation.ValidatePlugin,
 	ValidateUpdate:       validation.ValidatePluginUpdate,
 	ValidateStatusUpdate: validation.ValidatePluginStatusUpdate,
+	InitialStatus:        func(o *cs.Plugin) { o.Status.Phase = cs.PluginPending },
 	Fields: func(p *cs.Plugin) fields.Set {
 		return fields.Set{"spec.clusterName": p.Spec.ClusterName, "spec.type": p.Spec.Type}
 	},

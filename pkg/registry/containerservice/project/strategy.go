@@ -14,6 +14,7 @@ var Kind = specstatus.Kind[*cs.Project]{
 	Validate:             validation.ValidateProject,
 	ValidateUpdate:       validation.ValidateProjectUpdate,
 	ValidateStatusUpdate: validation.ValidateProjectStatusUpdate,
+	InitialStatus:        func(o *cs.Project) { o.Status.Phase = cs.ProjectPending },
 	Default:              defaultNamespace,
 }
 

@@ -3,6 +3,7 @@ package storage
 
 import (
 	"fmt"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/registry/generic"
@@ -52,12 +53,9 @@ var Table = table.New(
 )
 
 func joinFamilies(fams []cs.IPFamily) string {
-	s := ""
+	names := make([]string, len(fams))
 	for i, f := range fams {
-		if i > 0 {
-			s += ","
-		}
-		s += string(f)
+		names[i] = string(f)
 	}
-	return s
+	return strings.Join(names, ",")
 }

@@ -1,0 +1,418 @@
+// Package stack runs a whole containerservice management plane on one machine: an etcd
+// and a kube-apiserver as the host, and containerservice-apiserver registered with the
+// host's aggregator through an APIService. `make run` and the integration tests use it,
+// so the tests exercise exactly what a user starts.
+package stack
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/ucloudstack/containerservice/artifacts"
+	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
+)
+
+// Names the aggregator uses to reach the server; the serving certificate must carry the
+// service's DNS name, which the aggregator checks.
+const (
+	ServerNamespace = "containerservice-system"
+	ServerService   = "containerservice-apiserver"
+	serverUser      = "system:serviceaccount:" + ServerNamespace + ":" + ServerService
+	apiServiceName  = "v1alpha1." + v1alpha1.GroupName
+)
+
+// startTimeout bounds each component's start; a cold kube-apiserver on two cores takes
+// about ten seconds.
+const startTimeout = 2 * time.Minute
+
+// Config says where the stack finds its binaries and keeps its state.
+type Config struct {
+	// BinDir holds etcd, kube-apiserver and kubectl, as hack/kube-binaries.sh builds them.
+	BinDir string
+	// ServerBinary is the containerservice-apiserver binary.
+	ServerBinary string
+	// StateDir keeps certificates, data and logs; a later start on the same directory
+	// finds every object again.
+	StateDir string
+	// ServerArgs are extra flags for containerservice-apiserver.
+	ServerArgs []string
+	// Progress receives one line per step; nil discards them.
+	Progress io.Writer
+}
+
+// Stack is a running management plane.
+type Stack struct {
+	cfg                   Config
+	pkiDir, logDir        string
+	ca, frontProxy, serve *authority
+	ports                 map[string]int
+
+	hostEtcd, hostAPI, server *process
+
+	// Kubeconfig is the path of the host administrator's kubeconfig.
+	Kubeconfig string
+	// AdminConfig is the host administrator's client configuration (system:masters).
+	AdminConfig      *rest.Config
+	serverKubeconfig string
+	serving          keyPair
+}
+
+// Start brings the whole stack up and returns once the API is served through the
+// aggregator. On error, whatever was started is stopped again.
+func Start(ctx context.Context, cfg Config) (s *Stack, err error) {
+	if cfg.Progress == nil {
+		cfg.Progress = io.Discard
+	}
+	s = &Stack{cfg: cfg, pkiDir: filepath.Join(cfg.StateDir, "pki"), logDir: filepath.Join(cfg.StateDir, "logs")}
+	defer func() {
+		if err != nil {
+			s.Stop()
+		}
+	}()
+	for _, dir := range []string{cfg.StateDir, s.pkiDir, s.logDir} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create %s: %w", dir, err)
+		}
+	}
+	if err := s.loadPorts(); err != nil {
+		return nil, err
+	}
+	if err := s.writePKI(); err != nil {
+		return nil, err
+	}
+	if err := s.startHost(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.applyRBAC(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.StartServer(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Stop stops every component, the server first. The state directory is kept.
+func (s *Stack) Stop() {
+	s.StopServer()
+	s.hostAPI.stop()
+	s.hostEtcd.stop()
+}
+
+// StopServer stops containerservice-apiserver alone, as an operator restarting it would.
+func (s *Stack) StopServer() {
+	s.server.stop()
+	s.server = nil
+}
+
+// HostEtcdURL is the client URL of the host's etcd.
+func (s *Stack) HostEtcdURL() string {
+	return "http://127.0.0.1:" + strconv.Itoa(s.ports["host-etcd-client"])
+}
+
+// ServerLog is the path of containerservice-apiserver's log.
+func (s *Stack) ServerLog() string { return filepath.Join(s.logDir, "containerservice-apiserver.log") }
+
+func (s *Stack) progress(format string, args ...any) {
+	fmt.Fprintf(s.cfg.Progress, format+"\n", args...)
+}
+
+// loadPorts reuses the ports of an earlier start when they are still free, so kubeconfigs
+// and the etcd member's URLs stay valid, and picks free ones otherwise.
+func (s *Stack) loadPorts() error {
+	file := filepath.Join(s.cfg.StateDir, "ports.json")
+	s.ports = map[string]int{}
+	if data, err := os.ReadFile(file); err == nil {
+		_ = json.Unmarshal(data, &s.ports)
+	}
+	for _, name := range []string{"host-etcd-client", "host-etcd-peer", "host-apiserver", "containerservice-apiserver"} {
+		if p, ok := s.ports[name]; ok && portFree(p) {
+			continue
+		}
+		p, err := freePort()
+		if err != nil {
+			return fmt.Errorf("find a free port for %s: %w", name, err)
+		}
+		s.ports[name] = p
+	}
+	data, _ := json.Marshal(s.ports)
+	return os.WriteFile(file, data, 0o600)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func portFree(p int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
+// writePKI creates (or reuses) the three CAs and issues the stack's certificates.
+func (s *Stack) writePKI() error {
+	var err error
+	if s.ca, err = loadOrCreateCA(s.pkiDir, "ca"); err != nil {
+		return err
+	}
+	if s.frontProxy, err = loadOrCreateCA(s.pkiDir, "front-proxy-ca"); err != nil {
+		return err
+	}
+	if s.serve, err = loadOrCreateCA(s.pkiDir, "containerservice-ca"); err != nil {
+		return err
+	}
+	if _, err := writeServiceAccountKey(s.pkiDir); err != nil {
+		return fmt.Errorf("write service account key: %w", err)
+	}
+	loopback := []net.IP{net.ParseIP("127.0.0.1")}
+	if _, err := s.ca.issue(s.pkiDir, "host-apiserver", certRequest{commonName: "kube-apiserver", server: true,
+		dnsNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
+		ips:      append(loopback, net.ParseIP("10.0.0.1"))}); err != nil {
+		return err
+	}
+	if _, err := s.frontProxy.issue(s.pkiDir, "front-proxy-client", certRequest{commonName: "front-proxy-client", client: true}); err != nil {
+		return err
+	}
+	if s.serving, err = s.serve.issue(s.pkiDir, "containerservice-serving", certRequest{commonName: ServerService, server: true,
+		dnsNames: []string{ServerService + "." + ServerNamespace + ".svc", "localhost"}, ips: loopback}); err != nil {
+		return err
+	}
+	hostURL := "https://127.0.0.1:" + strconv.Itoa(s.ports["host-apiserver"])
+	if s.Kubeconfig, s.AdminConfig, err = s.writeKubeconfig("kubeconfig", hostURL, "admin", []string{"system:masters"}); err != nil {
+		return err
+	}
+	// The local stack runs no pods, so the server presents a certificate carrying its
+	// ServiceAccount's username: the RBAC of artifacts/rbac then applies to it unchanged.
+	s.serverKubeconfig, _, err = s.writeKubeconfig("containerservice-apiserver.kubeconfig", hostURL, serverUser, []string{"system:serviceaccounts"})
+	return err
+}
+
+// writeKubeconfig issues a client certificate and writes a self-contained kubeconfig.
+func (s *Stack) writeKubeconfig(file, server, user string, groups []string) (string, *rest.Config, error) {
+	certPEM, keyPEM, err := s.ca.issuePEM(certRequest{commonName: user, orgs: groups, client: true})
+	if err != nil {
+		return "", nil, fmt.Errorf("issue client certificate for %s: %w", user, err)
+	}
+	caPEM, err := os.ReadFile(s.ca.CertFile)
+	if err != nil {
+		return "", nil, err
+	}
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["containerservice-local"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: caPEM}
+	kc.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificateData: certPEM, ClientKeyData: keyPEM}
+	kc.Contexts["containerservice-local"] = &clientcmdapi.Context{Cluster: "containerservice-local", AuthInfo: user}
+	kc.CurrentContext = "containerservice-local"
+	path := filepath.Join(s.cfg.StateDir, file)
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		return "", nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	restCfg, err := clientcmd.NewDefaultClientConfig(*kc, nil).ClientConfig()
+	return path, restCfg, err
+}
+
+// UserConfig returns a client configuration for a host user authenticated by a client
+// certificate from the host CA, as a tenant's identity would be.
+func (s *Stack) UserConfig(user string, groups ...string) (*rest.Config, error) {
+	certPEM, keyPEM, err := s.ca.issuePEM(certRequest{commonName: user, orgs: groups, client: true})
+	if err != nil {
+		return nil, err
+	}
+	cfg := rest.AnonymousClientConfig(s.AdminConfig)
+	cfg.CertData, cfg.KeyData = certPEM, keyPEM
+	return cfg, nil
+}
+
+// startHost starts the host's etcd and kube-apiserver and waits until the apiserver is ready.
+func (s *Stack) startHost(ctx context.Context) error {
+	client, peer := s.HostEtcdURL(), "http://127.0.0.1:"+strconv.Itoa(s.ports["host-etcd-peer"])
+	var err error
+	s.progress("starting etcd (host) on %s", client)
+	s.hostEtcd, err = startProcess("host-etcd", filepath.Join(s.cfg.BinDir, "etcd"), []string{
+		"--name=host",
+		"--data-dir=" + filepath.Join(s.cfg.StateDir, "host-etcd"),
+		"--listen-client-urls=" + client, "--advertise-client-urls=" + client,
+		"--listen-peer-urls=" + peer, "--initial-advertise-peer-urls=" + peer,
+		"--initial-cluster=host=" + peer,
+		"--log-level=warn",
+	}, s.logDir)
+	if err != nil {
+		return err
+	}
+
+	pki := func(name string) string { return filepath.Join(s.pkiDir, name) }
+	port := s.ports["host-apiserver"]
+	s.progress("starting kube-apiserver (host) on https://127.0.0.1:%d", port)
+	s.hostAPI, err = startProcess("host-kube-apiserver", filepath.Join(s.cfg.BinDir, "kube-apiserver"), []string{
+		"--etcd-servers=" + client,
+		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=" + strconv.Itoa(port),
+		"--tls-cert-file=" + pki("host-apiserver.crt"), "--tls-private-key-file=" + pki("host-apiserver.key"),
+		"--client-ca-file=" + pki("ca.crt"),
+		"--service-account-issuer=https://kubernetes.default.svc",
+		"--service-account-key-file=" + pki("sa.pub"), "--service-account-signing-key-file=" + pki("sa.key"),
+		"--service-cluster-ip-range=10.0.0.0/24",
+		"--authorization-mode=RBAC",
+		"--requestheader-client-ca-file=" + pki("front-proxy-ca.crt"),
+		"--requestheader-allowed-names=front-proxy-client",
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"--proxy-client-cert-file=" + pki("front-proxy-client.crt"), "--proxy-client-key-file=" + pki("front-proxy-client.key"),
+		"--enable-aggregator-routing=false",
+		// The host runs on loopback, which the endpoints of the kubernetes Service may not name.
+		"--endpoint-reconciler-type=none",
+		"--cert-dir=" + filepath.Join(s.cfg.StateDir, "host-apiserver"),
+		"--profiling=false",
+	}, s.logDir)
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(s.AdminConfig)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	return s.hostAPI.waitFor(ctx, "wait for /readyz", func(ctx context.Context) error {
+		if s.hostEtcd.exited() {
+			return s.hostEtcd.failure()
+		}
+		_, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		return err
+	})
+}
+
+// applyRBAC applies artifacts/rbac with the real kubectl, as a platform admin would.
+func (s *Stack) applyRBAC(ctx context.Context) error {
+	s.progress("applying artifacts/rbac")
+	files, err := fs.Glob(artifacts.RBAC, "rbac/*.yaml")
+	if err != nil {
+		return err
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		data, err := artifacts.RBAC.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		if _, err := s.Kubectl(ctx, data, "apply", "-f", "-"); err != nil {
+			return fmt.Errorf("apply artifacts/%s: %w", f, err)
+		}
+	}
+	return nil
+}
+
+// StartServer starts containerservice-apiserver, registers it with the aggregator and
+// returns once its API is discoverable through the host.
+func (s *Stack) StartServer(ctx context.Context) error {
+	port := s.ports["containerservice-apiserver"]
+	if !portFree(port) {
+		p, err := freePort()
+		if err != nil {
+			return err
+		}
+		port, s.ports["containerservice-apiserver"] = p, p
+	}
+	s.progress("starting containerservice-apiserver on https://127.0.0.1:%d (embedded etcd under %s)", port, filepath.Join(s.cfg.StateDir, "containerservice"))
+	args := append([]string{
+		"--secure-port=" + strconv.Itoa(port), "--bind-address=127.0.0.1",
+		"--tls-cert-file=" + s.serving.CertFile, "--tls-private-key-file=" + s.serving.KeyFile,
+		"--kubeconfig=" + s.serverKubeconfig,
+		"--authentication-kubeconfig=" + s.serverKubeconfig,
+		"--authorization-kubeconfig=" + s.serverKubeconfig,
+		"--data-dir=" + filepath.Join(s.cfg.StateDir, "containerservice"),
+	}, s.cfg.ServerArgs...)
+	var err error
+	if s.server, err = startProcess("containerservice-apiserver", s.cfg.ServerBinary, args, s.logDir); err != nil {
+		return err
+	}
+	if err := s.register(ctx, port); err != nil {
+		return err
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(s.AdminConfig)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	return s.server.waitFor(ctx, "wait for the API through the aggregator", func(context.Context) error {
+		list, err := dc.ServerResourcesForGroupVersion(v1alpha1.SchemeGroupVersion.String())
+		if err == nil && len(list.APIResources) == 0 {
+			err = errors.New("no resources discovered yet")
+		}
+		return err
+	})
+}
+
+// register points the aggregator at the server: an ExternalName Service naming loopback
+// (the aggregator connects to <externalName>:<APIService port>) and the APIService with
+// the CA of the server's serving certificate.
+func (s *Stack) register(ctx context.Context, port int) error {
+	caPEM, err := os.ReadFile(s.serve.CertFile)
+	if err != nil {
+		return err
+	}
+	manifest := fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata: {name: %[1]s, namespace: %[2]s}
+spec: {type: ExternalName, externalName: localhost}
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: %[3]s}
+spec:
+  group: %[4]s
+  version: %[5]s
+  groupPriorityMinimum: 1000
+  versionPriority: 15
+  service: {name: %[1]s, namespace: %[2]s, port: %[6]d}
+  caBundle: %[7]s
+`, ServerService, ServerNamespace, apiServiceName, v1alpha1.GroupName, v1alpha1.SchemeGroupVersion.Version, port,
+		base64.StdEncoding.EncodeToString(caPEM))
+	if _, err := s.Kubectl(ctx, []byte(manifest), "apply", "-f", "-"); err != nil {
+		return fmt.Errorf("register the APIService: %w", err)
+	}
+	return nil
+}
+
+// Kubectl runs the real kubectl as the host administrator and returns its standard output.
+func (s *Stack) Kubectl(ctx context.Context, stdin []byte, args ...string) (string, error) {
+	return s.KubectlAs(ctx, s.Kubeconfig, stdin, args...)
+}
+
+// KubectlAs runs the real kubectl with the given kubeconfig.
+func (s *Stack) KubectlAs(ctx context.Context, kubeconfig string, stdin []byte, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(s.cfg.BinDir, "kubectl"), append([]string{"--kubeconfig=" + kubeconfig}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(stdin), &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("kubectl %v: %w: %s", args, err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return stdout.String(), nil
+}
