@@ -129,6 +129,24 @@ func (s *Stack) HostEtcdURL() string {
 	return "http://127.0.0.1:" + strconv.Itoa(s.ports["host-etcd-client"])
 }
 
+// ServerURL is where containerservice-apiserver serves directly, bypassing the aggregator.
+func (s *Stack) ServerURL() string {
+	return "https://127.0.0.1:" + strconv.Itoa(s.ports["containerservice-apiserver"])
+}
+
+// DirectConfig is the administrator's client configuration aimed at the server itself,
+// trusting its serving CA, for the endpoints the aggregator does not proxy (/metrics, /livez).
+func (s *Stack) DirectConfig() (*rest.Config, error) {
+	caPEM, err := os.ReadFile(s.serve.CertFile)
+	if err != nil {
+		return nil, err
+	}
+	cfg := rest.CopyConfig(s.AdminConfig)
+	cfg.Host = s.ServerURL()
+	cfg.CAData, cfg.CAFile = caPEM, ""
+	return cfg, nil
+}
+
 // ServerLog is the path of containerservice-apiserver's log.
 func (s *Stack) ServerLog() string { return filepath.Join(s.logDir, "containerservice-apiserver.log") }
 
