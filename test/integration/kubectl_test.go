@@ -41,12 +41,8 @@ func directClient(t *testing.T) *rest.RESTClient {
 
 func TestKubectlGetShowsColumns(t *testing.T) {
 	ns := newTenant(t)
-	examples, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, f := range []string{"cluster", "node", "plugin", "project"} {
-		data, err := os.ReadFile(filepath.Join(examples, "artifacts", "examples", f+".yaml"))
+		data, err := os.ReadFile(filepath.Join(env.Root, "artifacts", "examples", f+".yaml"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,13 +4,9 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,10 +17,11 @@ import (
 
 	"github.com/ucloudstack/containerservice/cmd/containerservice-local/stack"
 	"github.com/ucloudstack/containerservice/pkg/generated/clientset/versioned"
+	"github.com/ucloudstack/containerservice/test/framework"
 )
 
 var (
-	env  *stack.Stack
+	env  *framework.Env
 	kube kubernetes.Interface
 	cs   versioned.Interface
 )
@@ -34,35 +31,12 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	root, err := repoRoot()
+	var err error
+	env, err = framework.Start(ctx, stack.Config{Progress: os.Stderr})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	bin, err := kubeBinaries(ctx, root)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	tmp, err := os.MkdirTemp("", "containerservice-integration-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(tmp)
-	server := filepath.Join(tmp, "containerservice-apiserver")
-	build := exec.CommandContext(ctx, "go", "build", "-o", server, "./cmd/containerservice-apiserver")
-	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "build containerservice-apiserver: %v\n", err)
-		return 1
-	}
-
-	env, err = stack.Start(ctx, stack.Config{BinDir: bin, ServerBinary: server, StateDir: filepath.Join(tmp, "state"), Progress: os.Stderr})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "start the stack: %v\n", err)
 		return 1
 	}
 	defer env.Stop()
@@ -75,29 +49,6 @@ func run(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
-}
-
-// kubeBinaries returns CONTAINERSERVICE_BIN_DIR, or builds (once, cached) the binaries
-// with the project's own script and returns their directory.
-func kubeBinaries(ctx context.Context, root string) (string, error) {
-	if dir := os.Getenv("CONTAINERSERVICE_BIN_DIR"); dir != "" {
-		return dir, nil
-	}
-	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, filepath.Join(root, "hack", "kube-binaries.sh"))
-	cmd.Stdout, cmd.Stderr = &out, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("hack/kube-binaries.sh: %w", err)
-	}
-	return strings.TrimSpace(out.String()), nil
-}
-
-func repoRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("find the module root: %w", err)
-	}
-	return filepath.Dir(strings.TrimSpace(string(out))), nil
 }
 
 // newTenant creates a namespace of the host (a tenant) for one test and deletes it after.

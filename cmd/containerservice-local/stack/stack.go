@@ -55,6 +55,9 @@ type Config struct {
 	StateDir string
 	// ServerArgs are extra flags for containerservice-apiserver.
 	ServerArgs []string
+	// ServerOnHostEtcd stores the server's objects in the host's etcd instead of the
+	// embedded one, so that both API servers share one storage (as benchmarks need).
+	ServerOnHostEtcd bool
 	// Progress receives one line per step; nil discards them.
 	Progress io.Writer
 }
@@ -366,6 +369,9 @@ func (s *Stack) StartServer(ctx context.Context) error {
 		"--authorization-kubeconfig=" + s.serverKubeconfig,
 		"--data-dir=" + filepath.Join(s.cfg.StateDir, "containerservice"),
 	}, s.cfg.ServerArgs...)
+	if s.cfg.ServerOnHostEtcd {
+		args = append(args, "--etcd-servers="+s.HostEtcdURL())
+	}
 	var err error
 	if s.server, err = startProcess("containerservice-apiserver", s.cfg.ServerBinary, args, s.logDir); err != nil {
 		return err
