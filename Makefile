@@ -7,7 +7,7 @@ OUTPUT    := _output
 BIN       := $(OUTPUT)/bin
 STATE_DIR ?= $(OUTPUT)/local
 
-.PHONY: all build kube-binaries generate verify test test-unit test-integration run bench clean
+.PHONY: all build kube-binaries generate verify test test-unit test-integration test-e2e run bench clean
 
 all: build
 
@@ -30,8 +30,8 @@ verify:
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted" >&2; exit 1; fi
 	$(GO) vet ./...
 
-## test: everything CI runs: verify, unit tests, integration tests against real etcd, kube-apiserver and kubectl
-test: verify test-unit test-integration
+## test: everything CI runs: verify, unit tests, integration and end-to-end tests against real etcd, kube-apiserver and kubectl
+test: verify test-unit test-integration test-e2e
 
 ## test-unit: validation, strategies, tables, round trips
 test-unit:
@@ -40,6 +40,10 @@ test-unit:
 ## test-integration: the server behind a real kube-apiserver's aggregator, driven by the clientset and kubectl
 test-integration:
 	CONTAINERSERVICE_BIN_DIR="$$(hack/kube-binaries.sh)" $(GO) test -count=1 -timeout 20m ./test/integration/...
+
+## test-e2e: real user clusters provisioned by the local driver, checked with kubectl, process tables, ports and directories
+test-e2e:
+	CONTAINERSERVICE_BIN_DIR="$$(hack/kube-binaries.sh)" $(GO) test -count=1 -timeout 30m ./test/e2e/...
 
 ## run: build everything, start host etcd + kube-apiserver + containerservice-apiserver (embedded etcd), print how to reach it
 run: build

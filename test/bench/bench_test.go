@@ -55,7 +55,7 @@ type result struct {
 func BenchmarkClusterVsCRD(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Minute)
 	defer cancel()
-	env, err := framework.Start(ctx, stack.Config{ServerOnHostEtcd: true, Progress: os.Stderr})
+	env, err := framework.Start(ctx, stack.Config{ServerOnHostEtcd: true, Progress: os.Stderr, ServerArgs: []string{"--provisioner=none"}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -34,7 +34,9 @@ func run(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	var err error
-	env, err = framework.Start(ctx, stack.Config{Progress: os.Stderr})
+	// These tests are about the API: clusters stay Pending, nothing is provisioned
+	// (test/e2e runs the provisioner).
+	env, err = framework.Start(ctx, stack.Config{Progress: os.Stderr, ServerArgs: []string{"--provisioner=none"}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

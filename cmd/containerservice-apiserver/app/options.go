@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -14,7 +16,10 @@ import (
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	netutils "k8s.io/utils/net"
 
+	"github.com/ucloudstack/containerservice/pkg/apis/containerservice"
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
+	"github.com/ucloudstack/containerservice/pkg/provisioner"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/local"
 )
 
 // etcdPathPrefix keeps our objects apart from a host kube-apiserver's when both share an etcd.
@@ -29,6 +34,15 @@ type Options struct {
 	DataDir string
 	// AlternateDNS are extra names for the self-signed serving certificate.
 	AlternateDNS []string
+	// Provisioner names the driver that makes Clusters real: local, or none to serve the
+	// API alone.
+	Provisioner string
+	// KubeBinDir holds the binaries the local driver runs control planes with.
+	KubeBinDir string
+	// ExternalHost is the address users reach user clusters at.
+	ExternalHost string
+	// Workers is the number of clusters reconciled at once.
+	Workers int
 }
 
 // NewOptions returns the default options.
@@ -36,6 +50,9 @@ func NewOptions() *Options {
 	o := &Options{
 		Recommended: genericoptions.NewRecommendedOptions(etcdPathPrefix, Codecs.LegacyCodec(v1alpha1.SchemeGroupVersion)),
 		DataDir:     "/var/lib/containerservice",
+		Provisioner: "local",
+		KubeBinDir:  defaultKubeBinDir(),
+		Workers:     5,
 	}
 	o.Recommended.Etcd.StorageConfig.EncodeVersioner = runtime.NewMultiGroupVersioner(
 		v1alpha1.SchemeGroupVersion, schema.GroupKind{Group: v1alpha1.GroupName})
@@ -61,12 +78,32 @@ embedded etcd under --data-dir when none is given.`,
 	o.Recommended.AddFlags(fs)
 	fs.StringVar(&o.DataDir, "data-dir", o.DataDir, "Directory of the embedded etcd, used when --etcd-servers is empty. Created with mode 0700.")
 	fs.StringSliceVar(&o.AlternateDNS, "alternate-dns", o.AlternateDNS, "Extra DNS names for the self-signed serving certificate made when no --tls-cert-file is given.")
+	fs.StringVar(&o.Provisioner, "provisioner", o.Provisioner, "Driver that runs user clusters: local (control planes as processes on this machine, data under --data-dir/clusters) or none (serve the API only).")
+	fs.StringVar(&o.KubeBinDir, "kube-bin-dir", o.KubeBinDir, "Directory of etcd, kube-apiserver, kube-controller-manager and kube-scheduler "+containerservice.DefaultKubernetesVersion+" for the local driver (hack/kube-binaries.sh prints it).")
+	fs.StringVar(&o.ExternalHost, "external-host", "127.0.0.1", "Host name or address users reach user clusters' kube-apiservers at.")
+	fs.IntVar(&o.Workers, "cluster-workers", o.Workers, "Clusters reconciled at once.")
 	return cmd
 }
 
 // Validate reports every invalid option.
 func (o *Options) Validate() error {
-	return utilerrors.NewAggregate(o.Recommended.Validate())
+	errs := o.Recommended.Validate()
+	if o.Provisioner != "local" && o.Provisioner != "none" {
+		errs = append(errs, fmt.Errorf("--provisioner must be local or none, not %q", o.Provisioner))
+	}
+	if o.Workers < 1 {
+		errs = append(errs, fmt.Errorf("--cluster-workers must be at least 1"))
+	}
+	return utilerrors.NewAggregate(errs)
+}
+
+// defaultKubeBinDir is where hack/kube-binaries.sh puts the binaries for the current user.
+func defaultKubeBinDir() string {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(cache, "containerservice", "kube-v1.37.1_etcd-v3.7.0_kwok-v0.8.0", "bin")
 }
 
 // Run starts the embedded etcd when needed, then serves until ctx ends.
@@ -85,7 +122,18 @@ func (o *Options) Run(ctx context.Context) error {
 	if err := o.Recommended.SecureServing.MaybeDefaultWithSelfSignedCerts("localhost", o.AlternateDNS, []net.IP{netutils.ParseIPSloppy("127.0.0.1")}); err != nil {
 		return fmt.Errorf("create self-signed serving certificate: %w", err)
 	}
-	server, err := o.newServer()
+	var driver provisioner.Driver
+	if o.Provisioner == "local" {
+		d := local.New(local.Config{
+			DataDir:      o.DataDir,
+			BinDirs:      map[string]string{containerservice.DefaultKubernetesVersion: o.KubeBinDir},
+			ExternalHost: o.ExternalHost,
+		})
+		// User clusters stop with the server and start again with it (their data is kept).
+		defer d.Shutdown()
+		driver = d
+	}
+	server, err := o.newServer(driver)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,11 @@ import (
 	"k8s.io/apiserver/pkg/util/compatibility"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
+	"github.com/ucloudstack/containerservice/pkg/generated/clientset/versioned"
+	csinformers "github.com/ucloudstack/containerservice/pkg/generated/informers/externalversions"
 	generatedopenapi "github.com/ucloudstack/containerservice/pkg/generated/openapi"
+	"github.com/ucloudstack/containerservice/pkg/provisioner"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/clustercontroller"
 	clusterstorage "github.com/ucloudstack/containerservice/pkg/registry/containerservice/cluster/storage"
 	nodestorage "github.com/ucloudstack/containerservice/pkg/registry/containerservice/node/storage"
 	pluginstorage "github.com/ucloudstack/containerservice/pkg/registry/containerservice/plugin/storage"
@@ -20,7 +24,7 @@ import (
 )
 
 // newServer builds the generic server from the options and installs the API group.
-func (o *Options) newServer() (*genericapiserver.GenericAPIServer, error) {
+func (o *Options) newServer(driver provisioner.Driver) (*genericapiserver.GenericAPIServer, error) {
 	config := genericapiserver.NewRecommendedConfig(Codecs)
 	namer := openapi.NewDefinitionNamer(Scheme)
 	config.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(generatedopenapi.GetOpenAPIDefinitions, namer)
@@ -38,7 +42,7 @@ func (o *Options) newServer() (*genericapiserver.GenericAPIServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create server: %w", err)
 	}
-	storage, err := newStorage(Scheme, config.RESTOptionsGetter)
+	storage, err := newStorage(Scheme, config.RESTOptionsGetter, driver)
 	if err != nil {
 		return nil, err
 	}
@@ -53,11 +57,29 @@ func (o *Options) newServer() (*genericapiserver.GenericAPIServer, error) {
 		informers.Start(ctx.Done())
 		return nil
 	})
+	if driver != nil {
+		loopback := config.LoopbackClientConfig
+		workers := o.Workers
+		server.AddPostStartHookOrDie("start-cluster-controller", func(ctx genericapiserver.PostStartHookContext) error {
+			client, err := versioned.NewForConfig(loopback)
+			if err != nil {
+				return fmt.Errorf("cluster controller client: %w", err)
+			}
+			factory := csinformers.NewSharedInformerFactory(client, 0)
+			ctrl, err := clustercontroller.New(client, factory.Containerservice().V1alpha1().Clusters(), driver)
+			if err != nil {
+				return err
+			}
+			factory.Start(ctx.Done())
+			go ctrl.Run(ctx, workers)
+			return nil
+		})
+	}
 	return server, nil
 }
 
 // newStorage returns the storage of every resource and subresource of the group.
-func newStorage(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter) (map[string]rest.Storage, error) {
+func newStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, driver provisioner.Driver) (map[string]rest.Storage, error) {
 	kinds := []struct {
 		plural string
 		build  func(runtime.ObjectTyper, generic.RESTOptionsGetter) (*specstatus.REST, *specstatus.StatusREST, error)
@@ -69,12 +91,13 @@ func newStorage(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter)
 	}
 	storage := map[string]rest.Storage{}
 	for _, k := range kinds {
-		main, status, err := k.build(typer, optsGetter)
+		main, status, err := k.build(scheme, optsGetter)
 		if err != nil {
 			return nil, fmt.Errorf("create storage for %s: %w", k.plural, err)
 		}
 		storage[k.plural] = main
 		storage[k.plural+"/status"] = status
 	}
+	storage["clusters/adminkubeconfig"] = clusterstorage.NewAdminKubeconfigREST(storage["clusters"].(rest.Getter), driver, scheme)
 	return storage, nil
 }

@@ -29,6 +29,8 @@ import (
 
 	"github.com/ucloudstack/containerservice/artifacts"
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/pki"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/supervisor"
 )
 
 // Names the aggregator uses to reach the server; the serving certificate must carry the
@@ -66,17 +68,17 @@ type Config struct {
 type Stack struct {
 	cfg                   Config
 	pkiDir, logDir        string
-	ca, frontProxy, serve *authority
+	ca, frontProxy, serve *pki.Authority
 	ports                 map[string]int
 
-	hostEtcd, hostAPI, server *process
+	hostEtcd, hostAPI, server *supervisor.Process
 
 	// Kubeconfig is the path of the host administrator's kubeconfig.
 	Kubeconfig string
 	// AdminConfig is the host administrator's client configuration (system:masters).
 	AdminConfig      *rest.Config
 	serverKubeconfig string
-	serving          keyPair
+	serving          pki.KeyPair
 }
 
 // Start brings the whole stack up and returns once the API is served through the
@@ -117,13 +119,13 @@ func Start(ctx context.Context, cfg Config) (s *Stack, err error) {
 // Stop stops every component, the server first. The state directory is kept.
 func (s *Stack) Stop() {
 	s.StopServer()
-	s.hostAPI.stop()
-	s.hostEtcd.stop()
+	s.hostAPI.Stop()
+	s.hostEtcd.Stop()
 }
 
 // StopServer stops containerservice-apiserver alone, as an operator restarting it would.
 func (s *Stack) StopServer() {
-	s.server.stop()
+	s.server.Stop()
 	s.server = nil
 }
 
@@ -149,6 +151,10 @@ func (s *Stack) DirectConfig() (*rest.Config, error) {
 	cfg.CAData, cfg.CAFile = caPEM, ""
 	return cfg, nil
 }
+
+// ServerDataDir is containerservice-apiserver's --data-dir: its embedded etcd and, with
+// the local driver, one directory per user cluster under clusters/.
+func (s *Stack) ServerDataDir() string { return filepath.Join(s.cfg.StateDir, "containerservice") }
 
 // ServerLog is the path of containerservice-apiserver's log.
 func (s *Stack) ServerLog() string { return filepath.Join(s.logDir, "containerservice-apiserver.log") }
@@ -200,29 +206,29 @@ func portFree(p int) bool {
 // writePKI creates (or reuses) the three CAs and issues the stack's certificates.
 func (s *Stack) writePKI() error {
 	var err error
-	if s.ca, err = loadOrCreateCA(s.pkiDir, "ca"); err != nil {
+	if s.ca, err = pki.LoadOrCreateCA(s.pkiDir, "ca"); err != nil {
 		return err
 	}
-	if s.frontProxy, err = loadOrCreateCA(s.pkiDir, "front-proxy-ca"); err != nil {
+	if s.frontProxy, err = pki.LoadOrCreateCA(s.pkiDir, "front-proxy-ca"); err != nil {
 		return err
 	}
-	if s.serve, err = loadOrCreateCA(s.pkiDir, "containerservice-ca"); err != nil {
+	if s.serve, err = pki.LoadOrCreateCA(s.pkiDir, "containerservice-ca"); err != nil {
 		return err
 	}
-	if _, err := writeServiceAccountKey(s.pkiDir); err != nil {
+	if _, err := pki.WriteServiceAccountKey(s.pkiDir); err != nil {
 		return fmt.Errorf("write service account key: %w", err)
 	}
 	loopback := []net.IP{net.ParseIP("127.0.0.1")}
-	if _, err := s.ca.issue(s.pkiDir, "host-apiserver", certRequest{commonName: "kube-apiserver", server: true,
-		dnsNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
-		ips:      append(loopback, net.ParseIP("10.0.0.1"))}); err != nil {
+	if _, err := s.ca.IssueFiles(s.pkiDir, "host-apiserver", pki.Request{CommonName: "kube-apiserver", Server: true,
+		DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
+		IPs:      append(loopback, net.ParseIP("10.0.0.1"))}); err != nil {
 		return err
 	}
-	if _, err := s.frontProxy.issue(s.pkiDir, "front-proxy-client", certRequest{commonName: "front-proxy-client", client: true}); err != nil {
+	if _, err := s.frontProxy.IssueFiles(s.pkiDir, "front-proxy-client", pki.Request{CommonName: "front-proxy-client", Client: true}); err != nil {
 		return err
 	}
-	if s.serving, err = s.serve.issue(s.pkiDir, "containerservice-serving", certRequest{commonName: ServerService, server: true,
-		dnsNames: []string{ServerService + "." + ServerNamespace + ".svc", "localhost"}, ips: loopback}); err != nil {
+	if s.serving, err = s.serve.IssueFiles(s.pkiDir, "containerservice-serving", pki.Request{CommonName: ServerService, Server: true,
+		DNSNames: []string{ServerService + "." + ServerNamespace + ".svc", "localhost"}, IPs: loopback}); err != nil {
 		return err
 	}
 	hostURL := "https://127.0.0.1:" + strconv.Itoa(s.ports["host-apiserver"])
@@ -237,7 +243,7 @@ func (s *Stack) writePKI() error {
 
 // writeKubeconfig issues a client certificate and writes a self-contained kubeconfig.
 func (s *Stack) writeKubeconfig(file, server, user string, groups []string) (string, *rest.Config, error) {
-	certPEM, keyPEM, err := s.ca.issuePEM(certRequest{commonName: user, orgs: groups, client: true})
+	certPEM, keyPEM, err := s.ca.Issue(pki.Request{CommonName: user, Organizations: groups, Client: true})
 	if err != nil {
 		return "", nil, fmt.Errorf("issue client certificate for %s: %w", user, err)
 	}
@@ -261,7 +267,7 @@ func (s *Stack) writeKubeconfig(file, server, user string, groups []string) (str
 // UserConfig returns a client configuration for a host user authenticated by a client
 // certificate from the host CA, as a tenant's identity would be.
 func (s *Stack) UserConfig(user string, groups ...string) (*rest.Config, error) {
-	certPEM, keyPEM, err := s.ca.issuePEM(certRequest{commonName: user, orgs: groups, client: true})
+	certPEM, keyPEM, err := s.ca.Issue(pki.Request{CommonName: user, Organizations: groups, Client: true})
 	if err != nil {
 		return nil, err
 	}
@@ -275,7 +281,7 @@ func (s *Stack) startHost(ctx context.Context) error {
 	client, peer := s.HostEtcdURL(), "http://127.0.0.1:"+strconv.Itoa(s.ports["host-etcd-peer"])
 	var err error
 	s.progress("starting etcd (host) on %s", client)
-	s.hostEtcd, err = startProcess("host-etcd", filepath.Join(s.cfg.BinDir, "etcd"), []string{
+	s.hostEtcd, err = supervisor.Start("host-etcd", filepath.Join(s.cfg.BinDir, "etcd"), []string{
 		"--name=host",
 		"--data-dir=" + filepath.Join(s.cfg.StateDir, "host-etcd"),
 		"--listen-client-urls=" + client, "--advertise-client-urls=" + client,
@@ -290,7 +296,7 @@ func (s *Stack) startHost(ctx context.Context) error {
 	pki := func(name string) string { return filepath.Join(s.pkiDir, name) }
 	port := s.ports["host-apiserver"]
 	s.progress("starting kube-apiserver (host) on https://127.0.0.1:%d", port)
-	s.hostAPI, err = startProcess("host-kube-apiserver", filepath.Join(s.cfg.BinDir, "kube-apiserver"), []string{
+	s.hostAPI, err = supervisor.Start("host-kube-apiserver", filepath.Join(s.cfg.BinDir, "kube-apiserver"), []string{
 		"--etcd-servers=" + client,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=" + strconv.Itoa(port),
 		"--tls-cert-file=" + pki("host-apiserver.crt"), "--tls-private-key-file=" + pki("host-apiserver.key"),
@@ -320,9 +326,9 @@ func (s *Stack) startHost(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	return s.hostAPI.waitFor(ctx, "wait for /readyz", func(ctx context.Context) error {
-		if s.hostEtcd.exited() {
-			return s.hostEtcd.failure()
+	return s.hostAPI.WaitFor(ctx, "wait for /readyz", func(ctx context.Context) error {
+		if s.hostEtcd.Exited() {
+			return s.hostEtcd.Failure()
 		}
 		_, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		return err
@@ -360,20 +366,21 @@ func (s *Stack) StartServer(ctx context.Context) error {
 		}
 		port, s.ports["containerservice-apiserver"] = p, p
 	}
-	s.progress("starting containerservice-apiserver on https://127.0.0.1:%d (embedded etcd under %s)", port, filepath.Join(s.cfg.StateDir, "containerservice"))
+	s.progress("starting containerservice-apiserver on https://127.0.0.1:%d (embedded etcd under %s)", port, s.ServerDataDir())
 	args := append([]string{
 		"--secure-port=" + strconv.Itoa(port), "--bind-address=127.0.0.1",
 		"--tls-cert-file=" + s.serving.CertFile, "--tls-private-key-file=" + s.serving.KeyFile,
 		"--kubeconfig=" + s.serverKubeconfig,
 		"--authentication-kubeconfig=" + s.serverKubeconfig,
 		"--authorization-kubeconfig=" + s.serverKubeconfig,
-		"--data-dir=" + filepath.Join(s.cfg.StateDir, "containerservice"),
+		"--data-dir=" + s.ServerDataDir(),
+		"--kube-bin-dir=" + s.cfg.BinDir,
 	}, s.cfg.ServerArgs...)
 	if s.cfg.ServerOnHostEtcd {
 		args = append(args, "--etcd-servers="+s.HostEtcdURL())
 	}
 	var err error
-	if s.server, err = startProcess("containerservice-apiserver", s.cfg.ServerBinary, args, s.logDir); err != nil {
+	if s.server, err = supervisor.Start("containerservice-apiserver", s.cfg.ServerBinary, args, s.logDir); err != nil {
 		return err
 	}
 	if err := s.register(ctx, port); err != nil {
@@ -385,7 +392,7 @@ func (s *Stack) StartServer(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	return s.server.waitFor(ctx, "wait for the API through the aggregator", func(context.Context) error {
+	return s.server.WaitFor(ctx, "wait for the API through the aggregator", func(context.Context) error {
 		list, err := dc.ServerResourcesForGroupVersion(v1alpha1.SchemeGroupVersion.String())
 		if err == nil && len(list.APIResources) == 0 {
 			err = errors.New("no resources discovered yet")

@@ -127,6 +127,11 @@ type ClusterStatus struct {
 	// observedGeneration is the metadata.generation this status reflects.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// credentialsRotation is the value of the annotation
+	// containerservice.ucloudstack.io/rotate-credentials the last completed rotation
+	// answered.
+	// +optional
+	CredentialsRotation string `json:"credentialsRotation,omitempty"`
 }
 
 // ClusterEndpoints are the addresses a cluster's kube-apiserver is reached at.

@@ -34,6 +34,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&Node{}, &NodeList{},
 		&Plugin{}, &PluginList{},
 		&Project{}, &ProjectList{},
+		&AdminKubeconfigRequest{},
 	)
 	return nil
 }

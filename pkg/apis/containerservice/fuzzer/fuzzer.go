@@ -33,6 +33,16 @@ var Funcs = func(runtimeserializer.CodecFactory) []any {
 				s.Network.ServiceCIDRs = []string{"10.96.0.0/12"}
 			}
 		},
+		func(s *cs.AdminKubeconfigRequestSpec, c randfill.Continue) {
+			c.FillNoCustom(s)
+			if s.ExpirationSeconds == nil {
+				seconds := c.Int63n(86400) + 1
+				s.ExpirationSeconds = &seconds
+			}
+			if s.Endpoint == "" {
+				s.Endpoint = cs.EndpointInternal
+			}
+		},
 		func(s *cs.PluginSpec, c randfill.Continue) {
 			c.FillNoCustom(s)
 			if s.Enabled == nil {

@@ -5,6 +5,7 @@ import (
 )
 
 // +genclient
+// +genclient:method=CreateAdminKubeconfig,verb=create,subresource=adminkubeconfig,input=github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1.AdminKubeconfigRequest,result=github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1.AdminKubeconfigRequest
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
 
 // Cluster is a hard-isolated Kubernetes cluster of a tenant: its own etcd, kube-apiserver,
@@ -130,6 +131,11 @@ type ClusterStatus struct {
 	// observedGeneration is the metadata.generation this status reflects.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// credentialsRotation is the value of the annotation
+	// containerservice.ucloudstack.io/rotate-credentials the last completed rotation
+	// answered.
+	// +optional
+	CredentialsRotation string `json:"credentialsRotation,omitempty"`
 }
 
 // ClusterEndpoints are the addresses a cluster's kube-apiserver is reached at.

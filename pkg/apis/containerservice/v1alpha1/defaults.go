@@ -100,3 +100,17 @@ func SetDefaults_PluginSpec(spec *PluginSpec) {
 		spec.Enabled = &enabled
 	}
 }
+
+// Default lifetime and endpoint of an admin kubeconfig.
+const DefaultAdminKubeconfigSeconds = 3600
+
+// SetDefaults_AdminKubeconfigRequestSpec gives an admin kubeconfig an hour on the external endpoint.
+func SetDefaults_AdminKubeconfigRequestSpec(spec *AdminKubeconfigRequestSpec) {
+	if spec.ExpirationSeconds == nil {
+		seconds := int64(DefaultAdminKubeconfigSeconds)
+		spec.ExpirationSeconds = &seconds
+	}
+	if spec.Endpoint == "" {
+		spec.Endpoint = EndpointExternal
+	}
+}

@@ -32,6 +32,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&Node{}, &NodeList{},
 		&Plugin{}, &PluginList{},
 		&Project{}, &ProjectList{},
+		&AdminKubeconfigRequest{},
 	)
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil

@@ -29,6 +29,7 @@ import (
 // Public to allow building arbitrary schemes.
 // All generated defaulters are covering - they call all nested defaulters.
 func RegisterDefaults(scheme *runtime.Scheme) error {
+	scheme.AddTypeDefaultingFunc(&AdminKubeconfigRequest{}, func(obj interface{}) { SetObjectDefaults_AdminKubeconfigRequest(obj.(*AdminKubeconfigRequest)) })
 	scheme.AddTypeDefaultingFunc(&Cluster{}, func(obj interface{}) { SetObjectDefaults_Cluster(obj.(*Cluster)) })
 	scheme.AddTypeDefaultingFunc(&ClusterList{}, func(obj interface{}) { SetObjectDefaults_ClusterList(obj.(*ClusterList)) })
 	scheme.AddTypeDefaultingFunc(&Node{}, func(obj interface{}) { SetObjectDefaults_Node(obj.(*Node)) })
@@ -36,6 +37,10 @@ func RegisterDefaults(scheme *runtime.Scheme) error {
 	scheme.AddTypeDefaultingFunc(&Plugin{}, func(obj interface{}) { SetObjectDefaults_Plugin(obj.(*Plugin)) })
 	scheme.AddTypeDefaultingFunc(&PluginList{}, func(obj interface{}) { SetObjectDefaults_PluginList(obj.(*PluginList)) })
 	return nil
+}
+
+func SetObjectDefaults_AdminKubeconfigRequest(in *AdminKubeconfigRequest) {
+	SetDefaults_AdminKubeconfigRequestSpec(&in.Spec)
 }
 
 func SetObjectDefaults_Cluster(in *Cluster) {

@@ -22,6 +22,21 @@ limitations under the License.
 package v1alpha1
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in AdminKubeconfigRequest) OpenAPIModelName() string {
+	return "io.ucloudstack.containerservice.v1alpha1.AdminKubeconfigRequest"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in AdminKubeconfigRequestSpec) OpenAPIModelName() string {
+	return "io.ucloudstack.containerservice.v1alpha1.AdminKubeconfigRequestSpec"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in AdminKubeconfigRequestStatus) OpenAPIModelName() string {
+	return "io.ucloudstack.containerservice.v1alpha1.AdminKubeconfigRequestStatus"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in AppliedObject) OpenAPIModelName() string {
 	return "io.ucloudstack.containerservice.v1alpha1.AppliedObject"
 }

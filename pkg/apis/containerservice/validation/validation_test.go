@@ -343,3 +343,23 @@ func TestMetadataUpdateRules(t *testing.T) {
 	c.Namespace = "other"
 	wantErrors(t, ValidateClusterUpdate(c, old), invalid+"metadata.namespace")
 }
+
+func TestValidateAdminKubeconfigRequest(t *testing.T) {
+	seconds := func(s int64) *int64 { return &s }
+	tests := map[string]struct {
+		spec cs.AdminKubeconfigRequestSpec
+		want []string
+	}{
+		"an hour, external": {cs.AdminKubeconfigRequestSpec{ExpirationSeconds: seconds(3600), Endpoint: cs.EndpointExternal}, nil},
+		"a day, internal":   {cs.AdminKubeconfigRequestSpec{ExpirationSeconds: seconds(86400), Endpoint: cs.EndpointInternal}, nil},
+		"no lifetime":       {cs.AdminKubeconfigRequestSpec{Endpoint: cs.EndpointInternal}, []string{required + "spec.expirationSeconds"}},
+		"too short":         {cs.AdminKubeconfigRequestSpec{ExpirationSeconds: seconds(60), Endpoint: cs.EndpointInternal}, []string{invalid + "spec.expirationSeconds"}},
+		"longer than a day": {cs.AdminKubeconfigRequestSpec{ExpirationSeconds: seconds(86401), Endpoint: cs.EndpointInternal}, []string{invalid + "spec.expirationSeconds"}},
+		"unknown endpoint":  {cs.AdminKubeconfigRequestSpec{ExpirationSeconds: seconds(3600), Endpoint: "public"}, []string{unsupported + "spec.endpoint"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			wantErrors(t, ValidateAdminKubeconfigRequest(&cs.AdminKubeconfigRequest{Spec: tc.spec}), tc.want...)
+		})
+	}
+}

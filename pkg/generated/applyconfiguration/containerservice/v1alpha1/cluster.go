@@ -90,6 +90,12 @@ func ExtractCluster(cluster *containerservicev1alpha1.Cluster, fieldManager stri
 	return ExtractClusterFrom(cluster, fieldManager, "")
 }
 
+// ExtractClusterAdminkubeconfig extracts the applied configuration owned by fieldManager from
+// cluster for the adminkubeconfig subresource.
+func ExtractClusterAdminkubeconfig(cluster *containerservicev1alpha1.Cluster, fieldManager string) (*ClusterApplyConfiguration, error) {
+	return ExtractClusterFrom(cluster, fieldManager, "adminkubeconfig")
+}
+
 // ExtractClusterStatus extracts the applied configuration owned by fieldManager from
 // cluster for the status subresource.
 func ExtractClusterStatus(cluster *containerservicev1alpha1.Cluster, fieldManager string) (*ClusterApplyConfiguration, error) {

@@ -41,6 +41,10 @@ type ClusterStatusApplyConfiguration struct {
 	Conditions []v1.ConditionApplyConfiguration `json:"conditions,omitempty"`
 	// observedGeneration is the metadata.generation this status reflects.
 	ObservedGeneration *int64 `json:"observedGeneration,omitempty"`
+	// credentialsRotation is the value of the annotation
+	// containerservice.ucloudstack.io/rotate-credentials the last completed rotation
+	// answered.
+	CredentialsRotation *string `json:"credentialsRotation,omitempty"`
 }
 
 // ClusterStatusApplyConfiguration constructs a declarative configuration of the ClusterStatus type for use with
@@ -99,5 +103,13 @@ func (b *ClusterStatusApplyConfiguration) WithConditions(values ...*v1.Condition
 // If called multiple times, the ObservedGeneration field is set to the value of the last call.
 func (b *ClusterStatusApplyConfiguration) WithObservedGeneration(value int64) *ClusterStatusApplyConfiguration {
 	b.ObservedGeneration = &value
+	return b
+}
+
+// WithCredentialsRotation sets the CredentialsRotation field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the CredentialsRotation field is set to the value of the last call.
+func (b *ClusterStatusApplyConfiguration) WithCredentialsRotation(value string) *ClusterStatusApplyConfiguration {
+	b.CredentialsRotation = &value
 	return b
 }

@@ -51,6 +51,8 @@ type ClusterInterface interface {
 	Apply(ctx context.Context, cluster *applyconfigurationcontainerservicev1alpha1.ClusterApplyConfiguration, opts v1.ApplyOptions) (result *containerservicev1alpha1.Cluster, err error)
 	// Add a +genclient:noStatus comment above the type to avoid generating ApplyStatus().
 	ApplyStatus(ctx context.Context, cluster *applyconfigurationcontainerservicev1alpha1.ClusterApplyConfiguration, opts v1.ApplyOptions) (result *containerservicev1alpha1.Cluster, err error)
+	CreateAdminKubeconfig(ctx context.Context, clusterName string, adminKubeconfigRequest *containerservicev1alpha1.AdminKubeconfigRequest, opts v1.CreateOptions) (*containerservicev1alpha1.AdminKubeconfigRequest, error)
+
 	ClusterExpansion
 }
 
@@ -71,4 +73,19 @@ func newClusters(c *ContainerserviceV1alpha1Client, namespace string) *clusters 
 			func() *containerservicev1alpha1.ClusterList { return &containerservicev1alpha1.ClusterList{} },
 		),
 	}
+}
+
+// CreateAdminKubeconfig takes the representation of a adminKubeconfigRequest and creates it.  Returns the server's representation of the adminKubeconfigRequest, and an error, if there is any.
+func (c *clusters) CreateAdminKubeconfig(ctx context.Context, clusterName string, adminKubeconfigRequest *containerservicev1alpha1.AdminKubeconfigRequest, opts v1.CreateOptions) (result *containerservicev1alpha1.AdminKubeconfigRequest, err error) {
+	result = &containerservicev1alpha1.AdminKubeconfigRequest{}
+	err = c.GetClient().Post().
+		Namespace(c.GetNamespace()).
+		Resource("clusters").
+		Name(clusterName).
+		SubResource("adminkubeconfig").
+		VersionedParams(&opts, scheme.ParameterCodec).
+		Body(adminKubeconfigRequest).
+		Do(ctx).
+		Into(result)
+	return
 }

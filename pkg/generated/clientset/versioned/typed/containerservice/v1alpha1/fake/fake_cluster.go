@@ -19,10 +19,14 @@ limitations under the License.
 package fake
 
 import (
+	context "context"
+
 	v1alpha1 "github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	containerservicev1alpha1 "github.com/ucloudstack/containerservice/pkg/generated/applyconfiguration/containerservice/v1alpha1"
 	typedcontainerservicev1alpha1 "github.com/ucloudstack/containerservice/pkg/generated/clientset/versioned/typed/containerservice/v1alpha1"
+	v1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gentype "k8s.io/client-go/gentype"
+	testing "k8s.io/client-go/testing"
 )
 
 // fakeClusters implements ClusterInterface
@@ -48,4 +52,16 @@ func newFakeClusters(fake *FakeContainerserviceV1alpha1, namespace string) typed
 		),
 		fake,
 	}
+}
+
+// CreateAdminKubeconfig takes the representation of a adminKubeconfigRequest and creates it.  Returns the server's representation of the adminKubeconfigRequest, and an error, if there is any.
+func (c *fakeClusters) CreateAdminKubeconfig(ctx context.Context, clusterName string, adminKubeconfigRequest *v1alpha1.AdminKubeconfigRequest, opts v1.CreateOptions) (result *v1alpha1.AdminKubeconfigRequest, err error) {
+	emptyResult := &v1alpha1.AdminKubeconfigRequest{}
+	obj, err := c.Fake.
+		Invokes(testing.NewCreateSubresourceActionWithOptions(c.Resource(), clusterName, "adminkubeconfig", c.Namespace(), adminKubeconfigRequest, opts), emptyResult)
+
+	if obj == nil {
+		return emptyResult, err
+	}
+	return obj.(*v1alpha1.AdminKubeconfigRequest), err
 }

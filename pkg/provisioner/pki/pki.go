@@ -1,4 +1,7 @@
-package stack
+// Package pki issues the certificates of the platform: the local stack's host and every
+// user cluster's CAs, serving certificates and client credentials. Keys are ECDSA P-256;
+// key files are written 0600.
+package pki
 
 import (
 	"crypto"
@@ -17,42 +20,53 @@ import (
 	"time"
 )
 
-// certTTL is how long the local stack's certificates live; a stack kept around longer is
-// re-keyed by deleting its pki directory.
-const certTTL = 365 * 24 * time.Hour
+// DefaultTTL is how long certificates live unless a request says otherwise.
+const DefaultTTL = 365 * 24 * time.Hour
 
-// authority is a certificate authority whose key stays on disk in the stack's pki directory.
-type authority struct {
+// Authority is a certificate authority whose key is kept on disk.
+type Authority struct {
 	cert *x509.Certificate
 	key  crypto.Signer
 	// CertFile is the PEM file of the CA certificate.
 	CertFile string
 }
 
-// keyPair names the PEM files of an issued certificate and its key.
-type keyPair struct {
+// KeyPair names the PEM files of an issued certificate and its key.
+type KeyPair struct {
 	CertFile, KeyFile string
 }
 
-// certRequest describes a certificate to issue.
-type certRequest struct {
-	commonName string
-	orgs       []string
-	dnsNames   []string
-	ips        []net.IP
-	server     bool
-	client     bool
+// Request describes a certificate to issue.
+type Request struct {
+	// CommonName is the subject's CN: the username of a client certificate.
+	CommonName string
+	// Organizations are the subject's O: the groups of a client certificate.
+	Organizations []string
+	// DNSNames and IPs are the names a serving certificate is valid for.
+	DNSNames []string
+	IPs      []net.IP
+	// Server and Client choose the extended key usages.
+	Server, Client bool
+	// TTL is the certificate's lifetime; zero means DefaultTTL.
+	TTL time.Duration
 }
 
-// loadOrCreateCA reuses dir/name.{crt,key} when present so that kubeconfigs written by an
-// earlier start keep working, and creates a new CA otherwise.
-func loadOrCreateCA(dir, name string) (*authority, error) {
+// LoadOrCreateCA reuses dir/name.{crt,key} when present, so that credentials issued
+// earlier keep working, and creates a new CA otherwise.
+func LoadOrCreateCA(dir, name string) (*Authority, error) {
 	certFile, keyFile := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
 	if ca, err := loadCA(certFile, keyFile); err == nil {
 		return ca, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("load CA %s: %w", name, err)
 	}
+	return CreateCA(dir, name)
+}
+
+// CreateCA makes a new CA as dir/name.{crt,key}, replacing any there: everything the old
+// one signed stops being trusted by whoever trusts the new one alone.
+func CreateCA(dir, name string) (*Authority, error) {
+	certFile, keyFile := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generate key of CA %s: %w", name, err)
@@ -61,7 +75,7 @@ func loadOrCreateCA(dir, name string) (*authority, error) {
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(certTTL),
+		NotAfter:              time.Now().Add(DefaultTTL),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
@@ -74,10 +88,15 @@ func loadOrCreateCA(dir, name string) (*authority, error) {
 		return nil, err
 	}
 	cert, _ := x509.ParseCertificate(der)
-	return &authority{cert: cert, key: key, CertFile: certFile}, nil
+	return &Authority{cert: cert, key: key, CertFile: certFile}, nil
 }
 
-func loadCA(certFile, keyFile string) (*authority, error) {
+// CertPEM returns the CA certificate as PEM, for kubeconfigs and trust bundles.
+func (ca *Authority) CertPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})
+}
+
+func loadCA(certFile, keyFile string) (*Authority, error) {
 	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
 		return nil, err
@@ -99,38 +118,43 @@ func loadCA(certFile, keyFile string) (*authority, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &authority{cert: cert, key: key, CertFile: certFile}, nil
+	return &Authority{cert: cert, key: key, CertFile: certFile}, nil
 }
 
-// issue signs a new certificate and writes it with its key as dir/name.{crt,key}.
-func (ca *authority) issue(dir, name string, req certRequest) (keyPair, error) {
-	pair := keyPair{CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}
-	certPEM, keyPEM, err := ca.issuePEM(req)
+// IssueFiles signs a new certificate and writes it with its key as dir/name.{crt,key}.
+func (ca *Authority) IssueFiles(dir, name string, req Request) (KeyPair, error) {
+	pair := KeyPair{CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}
+	certPEM, keyPEM, err := ca.Issue(req)
 	if err != nil {
 		return pair, fmt.Errorf("issue %s: %w", name, err)
 	}
 	return pair, writeFiles(pair, certPEM, keyPEM)
 }
 
-// issuePEM signs a new certificate and returns it and its key as PEM.
-func (ca *authority) issuePEM(req certRequest) (certPEM, keyPEM []byte, err error) {
+// Issue signs a new certificate and returns it and its key as PEM.
+func (ca *Authority) Issue(req Request) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
 	}
+	ttl := req.TTL
+	if ttl == 0 {
+		ttl = DefaultTTL
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: req.commonName, Organization: req.orgs},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(certTTL),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		DNSNames:     req.dnsNames,
-		IPAddresses:  req.ips,
+		Subject:      pkix.Name{CommonName: req.CommonName, Organization: req.Organizations},
+		// Back-dated a little so that a clock a few seconds behind still accepts it.
+		NotBefore:   time.Now().Add(-5 * time.Minute),
+		NotAfter:    time.Now().Add(ttl),
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		DNSNames:    req.DNSNames,
+		IPAddresses: req.IPs,
 	}
-	if req.server {
+	if req.Server {
 		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
 	}
-	if req.client {
+	if req.Client {
 		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
@@ -140,9 +164,10 @@ func (ca *authority) issuePEM(req certRequest) (certPEM, keyPEM []byte, err erro
 	return encodePair(der, key)
 }
 
-// writeServiceAccountKey writes the key pair kube-apiserver signs ServiceAccount tokens with.
-func writeServiceAccountKey(dir string) (keyPair, error) {
-	pair := keyPair{CertFile: filepath.Join(dir, "sa.pub"), KeyFile: filepath.Join(dir, "sa.key")}
+// WriteServiceAccountKey writes (once) the key pair kube-apiserver signs ServiceAccount
+// tokens with, as dir/sa.pub and dir/sa.key.
+func WriteServiceAccountKey(dir string) (KeyPair, error) {
+	pair := KeyPair{CertFile: filepath.Join(dir, "sa.pub"), KeyFile: filepath.Join(dir, "sa.key")}
 	if _, err := os.Stat(pair.KeyFile); err == nil {
 		return pair, nil
 	}
@@ -178,11 +203,11 @@ func writePair(certFile, keyFile string, der []byte, key *ecdsa.PrivateKey) erro
 	if err != nil {
 		return err
 	}
-	return writeFiles(keyPair{CertFile: certFile, KeyFile: keyFile}, certPEM, keyPEM)
+	return writeFiles(KeyPair{CertFile: certFile, KeyFile: keyFile}, certPEM, keyPEM)
 }
 
 // writeFiles writes a certificate readable by all and its key readable by the owner only.
-func writeFiles(pair keyPair, certPEM, keyPEM []byte) error {
+func writeFiles(pair KeyPair, certPEM, keyPEM []byte) error {
 	if err := os.WriteFile(pair.CertFile, certPEM, 0o644); err != nil {
 		return err
 	}

@@ -1,0 +1,343 @@
+// Package local is the local driver: each Cluster's control plane runs as processes on
+// this machine (its own etcd, kube-apiserver, kube-controller-manager and kube-scheduler
+// on loopback ports, with its own PKI and data directory), supervised and restarted when
+// they die.
+package local
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+
+	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
+	"github.com/ucloudstack/containerservice/pkg/provisioner"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/bootstrap"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/pki"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/supervisor"
+)
+
+// healthTimeout bounds one health probe of one component.
+const healthTimeout = 3 * time.Second
+
+// Config configures the local driver.
+type Config struct {
+	// DataDir holds one directory per cluster (clusters/<namespace>/<name>).
+	DataDir string
+	// BinDirs maps each Kubernetes version the driver offers to the directory of its
+	// etcd, kube-apiserver, kube-controller-manager and kube-scheduler binaries.
+	BinDirs map[string]string
+	// ExternalHost is the host name or address users reach clusters at; defaults to 127.0.0.1.
+	ExternalHost string
+}
+
+// Driver runs control planes as local processes.
+type Driver struct {
+	cfg   Config
+	mu    sync.Mutex
+	ports portAllocator
+	// clusters holds the running control planes by namespace/name.
+	clusters map[string]*instance
+	changes  chan string
+}
+
+// instance is one cluster's running control plane.
+type instance struct {
+	layout     layout
+	ports      map[string]int
+	certs      *certs
+	components map[string]*supervisor.Supervised
+	// bootstrapped is the generation whose administrators are applied in the cluster.
+	bootstrapped int64
+}
+
+var _ provisioner.Driver = &Driver{}
+
+// New returns a local driver.
+func New(cfg Config) *Driver {
+	if cfg.ExternalHost == "" {
+		cfg.ExternalHost = "127.0.0.1"
+	}
+	d := &Driver{cfg: cfg, ports: portAllocator{taken: map[int]bool{}}, clusters: map[string]*instance{}, changes: make(chan string, 100)}
+	// Clusters not started yet after a restart still own their ports: reserve them so that
+	// a new cluster is never handed one.
+	files, _ := filepath.Glob(filepath.Join(cfg.DataDir, "clusters", "*", "*", "ports.json"))
+	for _, f := range files {
+		if _, err := d.ports.ports(layout{dir: filepath.Dir(f)}); err != nil {
+			klog.ErrorS(err, "Cannot read the ports of a cluster", "file", f)
+		}
+	}
+	return d
+}
+
+func key(c *v1alpha1.Cluster) string { return c.Namespace + "/" + c.Name }
+
+func (d *Driver) layout(c *v1alpha1.Cluster) layout {
+	return layout{dir: filepath.Join(d.cfg.DataDir, "clusters", c.Namespace, c.Name)}
+}
+
+// binDir returns the binaries of the cluster's version or says what is missing.
+func (d *Driver) binDir(version string) (string, error) {
+	dir, ok := d.cfg.BinDirs[version]
+	if !ok {
+		var have []string
+		for v := range d.cfg.BinDirs {
+			have = append(have, v)
+		}
+		sort.Strings(have)
+		return "", &provisioner.PermanentError{Err: fmt.Errorf("the local driver has no binaries for Kubernetes %s (it has %s)", version, strings.Join(have, ", "))}
+	}
+	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
+		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
+			return "", &provisioner.PermanentError{Err: fmt.Errorf("%s for Kubernetes %s is missing from %s: run hack/kube-binaries.sh on the server's machine", b, version, dir)}
+		}
+	}
+	return dir, nil
+}
+
+// Ensure starts whatever of the control plane is not running, bootstraps the cluster once
+// its API answers, and reports each component's health.
+func (d *Driver) Ensure(ctx context.Context, c *v1alpha1.Cluster) (*provisioner.Observation, error) {
+	bin, err := d.binDir(c.Spec.Version)
+	if err != nil {
+		return nil, err
+	}
+	inst, err := d.start(c, bin)
+	if err != nil {
+		return nil, err
+	}
+	obs := d.observe(ctx, inst, c)
+	if obs.Components[provisioner.APIServer].Healthy && inst.bootstrapped != c.Generation {
+		cfg, err := restConfig(inst.layout.kubeconfig("driver"))
+		if err != nil {
+			return obs, err
+		}
+		client, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			return obs, err
+		}
+		if err := bootstrap.Apply(ctx, client, c); err != nil {
+			return obs, fmt.Errorf("bootstrap cluster %s: %w", key(c), err)
+		}
+		d.mu.Lock()
+		inst.bootstrapped = c.Generation
+		d.mu.Unlock()
+	}
+	return obs, nil
+}
+
+// start creates the cluster's directory, ports and PKI when missing and supervises its
+// processes; a cluster already running is returned as it is.
+func (d *Driver) start(c *v1alpha1.Cluster, bin string) (*instance, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if inst, ok := d.clusters[key(c)]; ok {
+		return inst, nil
+	}
+	l := d.layout(c)
+	if err := l.create(); err != nil {
+		return nil, err
+	}
+	ports, err := d.ports.ports(l)
+	if err != nil {
+		return nil, err
+	}
+	crts, err := loadCerts(l)
+	if err != nil {
+		return nil, fmt.Errorf("PKI of %s: %w", key(c), err)
+	}
+	if err := writeLeafCerts(l, crts, ports); err != nil {
+		return nil, fmt.Errorf("certificates of %s: %w", key(c), err)
+	}
+	inst := &instance{layout: l, ports: ports, certs: crts, components: map[string]*supervisor.Supervised{}}
+	specs := components(bin, l, c, ports)
+	k := key(c)
+	for _, name := range provisioner.Components {
+		spec := specs[name]
+		spec.OnExit = func() {
+			select {
+			case d.changes <- k:
+			default: // a burst of exits: the controller's next poll catches up
+			}
+		}
+		inst.components[name] = supervisor.Supervise(spec)
+	}
+	klog.InfoS("Started control plane", "cluster", key(c), "dir", l.dir, "apiserver", ports[portAPIServer])
+	d.clusters[key(c)] = inst
+	return inst, nil
+}
+
+// observe probes every component.
+func (d *Driver) observe(ctx context.Context, inst *instance, c *v1alpha1.Cluster) *provisioner.Observation {
+	obs := &provisioner.Observation{
+		Components: map[string]provisioner.Health{},
+		Internal:   "https://127.0.0.1:" + strconv.Itoa(inst.ports[portAPIServer]),
+		External:   "https://" + d.cfg.ExternalHost + ":" + strconv.Itoa(inst.ports[portAPIServer]),
+		Version:    c.Spec.Version,
+	}
+	probes := map[string]func(context.Context) error{
+		provisioner.Etcd: func(ctx context.Context) error {
+			return probe(ctx, "https://127.0.0.1:"+strconv.Itoa(inst.ports[portEtcdClient])+"/health", inst.layout.pki("etcd-ca.crt"),
+				inst.layout.pki("apiserver-etcd-client.crt"), inst.layout.pki("apiserver-etcd-client.key"))
+		},
+		provisioner.APIServer: func(ctx context.Context) error {
+			return probe(ctx, obs.Internal+"/readyz", inst.layout.pki("ca.crt"), "", "")
+		},
+		provisioner.ControllerManager: func(ctx context.Context) error {
+			return probe(ctx, "https://127.0.0.1:"+strconv.Itoa(inst.ports[portKCM])+"/healthz", inst.layout.pki("ca.crt"), "", "")
+		},
+		provisioner.Scheduler: func(ctx context.Context) error {
+			return probe(ctx, "https://127.0.0.1:"+strconv.Itoa(inst.ports[portScheduler])+"/healthz", inst.layout.pki("ca.crt"), "", "")
+		},
+	}
+	for _, name := range provisioner.Components {
+		sup := inst.components[name]
+		h := provisioner.Health{Healthy: true}
+		if err := probes[name](ctx); err != nil {
+			h = provisioner.Health{Message: err.Error()}
+			if restarts, last := sup.Restarts(); restarts > 0 && last != nil {
+				h.Message = fmt.Sprintf("%s; restarted %d times, last exit: %v", err, restarts, last)
+			}
+			if !sup.Running() {
+				h.Message = "not running: " + h.Message
+			}
+		}
+		obs.Components[name] = h
+	}
+	return obs
+}
+
+// probe GETs a health endpoint over TLS, trusting caFile and presenting the client
+// certificate when given.
+func probe(ctx context.Context, url, caFile, certFile, keyFile string) error {
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	tlsCfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if certFile != "" {
+		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return err
+		}
+		tlsCfg.Certificates = []tls.Certificate{pair}
+	}
+	client := &http.Client{Timeout: healthTimeout, Transport: &http.Transport{TLSClientConfig: tlsCfg, DisableKeepAlives: true}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %d: %s", url, resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	return nil
+}
+
+// Delete stops the control plane and removes the cluster's directory and ports.
+func (d *Driver) Delete(_ context.Context, c *v1alpha1.Cluster) error {
+	d.mu.Lock()
+	inst := d.clusters[key(c)]
+	delete(d.clusters, key(c))
+	d.mu.Unlock()
+	if inst != nil {
+		inst.stop()
+		d.mu.Lock()
+		d.ports.release(inst.ports)
+		d.mu.Unlock()
+	}
+	l := d.layout(c)
+	if err := os.RemoveAll(l.dir); err != nil {
+		return fmt.Errorf("remove %s: %w", l.dir, err)
+	}
+	// The namespace directory goes too once its last cluster is gone.
+	_ = os.Remove(filepath.Dir(l.dir))
+	klog.InfoS("Deleted control plane", "cluster", key(c))
+	return nil
+}
+
+// AdminKubeconfig issues a client certificate for cred from the cluster's client CA.
+func (d *Driver) AdminKubeconfig(_ context.Context, c *v1alpha1.Cluster, cred provisioner.Credential) ([]byte, time.Time, error) {
+	d.mu.Lock()
+	inst := d.clusters[key(c)]
+	d.mu.Unlock()
+	if inst == nil {
+		return nil, time.Time{}, errors.New("the cluster's control plane is not running yet")
+	}
+	server := "https://127.0.0.1:" + strconv.Itoa(inst.ports[portAPIServer])
+	if cred.External {
+		server = "https://" + d.cfg.ExternalHost + ":" + strconv.Itoa(inst.ports[portAPIServer])
+	}
+	data, err := kubeconfig(inst.certs, server, cred.User, cred.Groups, cred.TTL)
+	return data, time.Now().Add(cred.TTL), err
+}
+
+// RotateCredentials replaces the client CA, re-issues the components' credentials and
+// restarts the components that authenticate clients with it.
+func (d *Driver) RotateCredentials(_ context.Context, c *v1alpha1.Cluster) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	inst := d.clusters[key(c)]
+	if inst == nil {
+		return errors.New("the cluster's control plane is not running yet")
+	}
+	client, err := pki.CreateCA(filepath.Join(inst.layout.dir, "pki"), "client-ca")
+	if err != nil {
+		return fmt.Errorf("replace the client CA of %s: %w", key(c), err)
+	}
+	inst.certs.client = client
+	if err := writeLeafCerts(inst.layout, inst.certs, inst.ports); err != nil {
+		return fmt.Errorf("re-issue credentials of %s: %w", key(c), err)
+	}
+	for _, name := range []string{provisioner.APIServer, provisioner.ControllerManager, provisioner.Scheduler} {
+		inst.components[name].Restart()
+	}
+	klog.InfoS("Rotated client CA", "cluster", key(c))
+	return nil
+}
+
+// Changes delivers the clusters one of whose processes exited.
+func (d *Driver) Changes() <-chan string { return d.changes }
+
+// Shutdown stops every control plane, keeping data, ports and PKI for the next start.
+func (d *Driver) Shutdown() {
+	d.mu.Lock()
+	insts := d.clusters
+	d.clusters = map[string]*instance{}
+	d.mu.Unlock()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, inst := range insts {
+		wg.Go(inst.stop)
+	}
+	wg.Wait()
+	klog.InfoS("Stopped every control plane", "clusters", len(insts), "took", time.Since(start))
+}
+
+// stop stops the components in reverse start order, so that kube-apiserver has no
+// watches left to drain and etcd no client left when their turn comes.
+func (inst *instance) stop() {
+	for i := len(provisioner.Components) - 1; i >= 0; i-- {
+		inst.components[provisioner.Components[i]].Stop()
+	}
+}

@@ -1,0 +1,164 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
+	"github.com/ucloudstack/containerservice/pkg/generated/clientset/versioned"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/clustercontroller"
+)
+
+// TestCredentialsIsolationAndRotation provisions two clusters and tries, as an attacker
+// holding one cluster's credentials, to reach the other; then rotates one cluster's
+// credentials and checks that every earlier admin kubeconfig stops working.
+func TestCredentialsIsolationAndRotation(t *testing.T) {
+	ctx := testContext(t, 6*time.Minute)
+	ns := newTenant(t)
+	createReady(ctx, t, newCluster("a", ns))
+	b := createReady(ctx, t, newCluster("b", ns))
+	t.Cleanup(func() {
+		for _, n := range []string{"a", "b"} {
+			_ = cs.ContainerserviceV1alpha1().Clusters(ns).Delete(context.Background(), n, metav1.DeleteOptions{})
+		}
+	})
+
+	_, aCfg := adminKubeconfig(ctx, t, cs, ns, "a", 600)
+	if user := whoami(ctx, t, aCfg); user != "admin" {
+		t.Errorf("the admin kubeconfig names %q, want the requesting user admin", user)
+	}
+	cert, _ := pem.Decode(aCfg.CertData)
+	parsed, err := x509.ParseCertificate(cert.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if life := time.Until(parsed.NotAfter); life > 10*time.Minute+time.Second || life < 9*time.Minute {
+		t.Errorf("a 600s kubeconfig is valid for %s", life)
+	}
+
+	// Cluster A's credential against cluster B's kube-apiserver: B's CAs never signed it.
+	stolen := rest.CopyConfig(aCfg)
+	stolen.Host = b.Status.Endpoints.Internal
+	stolen.TLSClientConfig.Insecure, stolen.TLSClientConfig.CAData = true, nil
+	if err := listNamespaces(ctx, stolen); !apierrors.IsUnauthorized(err) {
+		t.Errorf("cluster a's admin credential on cluster b: %v, want 401", err)
+	}
+
+	// Each etcd accepts only its own cluster's client certificates.
+	if err := etcdHealth(t, ns, "a", "a"); err != nil {
+		t.Errorf("cluster a's etcd with its own client certificate: %v", err)
+	}
+	if err := etcdHealth(t, ns, "b", "a"); err == nil {
+		t.Error("cluster b's etcd accepted cluster a's client certificate")
+	}
+
+	// Admin kubeconfigs are for callers RBAC allows: a tenant member may not mint one.
+	kubectlOrFail(ctx, t, "create", "rolebinding", "eve", "-n", ns, "--clusterrole=containerservice:tenant-member", "--user=eve")
+	eveCfg, err := env.UserConfig("eve")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eve := versioned.NewForConfigOrDie(eveCfg)
+	eventually(ctx, t, "eve sees the tenant", func() (bool, error) {
+		_, err := eve.ContainerserviceV1alpha1().Clusters(ns).Get(ctx, "a", metav1.GetOptions{})
+		return err == nil, err
+	})
+	seconds := int64(600)
+	_, err = eve.ContainerserviceV1alpha1().Clusters(ns).CreateAdminKubeconfig(ctx, "a", &v1alpha1.AdminKubeconfigRequest{
+		Spec: v1alpha1.AdminKubeconfigRequestSpec{ExpirationSeconds: &seconds}}, metav1.CreateOptions{})
+	if !apierrors.IsForbidden(err) {
+		t.Errorf("tenant member asks for an admin kubeconfig: %v, want Forbidden", err)
+	}
+	tooLong := int64(7 * 24 * 3600)
+	_, err = cs.ContainerserviceV1alpha1().Clusters(ns).CreateAdminKubeconfig(ctx, "a", &v1alpha1.AdminKubeconfigRequest{
+		Spec: v1alpha1.AdminKubeconfigRequestSpec{ExpirationSeconds: &tooLong}}, metav1.CreateOptions{})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.expirationSeconds") {
+		t.Errorf("a week-long admin kubeconfig: %v, want Invalid naming spec.expirationSeconds", err)
+	}
+
+	// Rotation: the documented operation is an annotation with a new value.
+	kubectlOrFail(ctx, t, "annotate", "cluster/a", "-n", ns, "--overwrite", clustercontroller.RotateAnnotation+"=r1")
+	eventually(ctx, t, "rotation r1 completes", func() (bool, error) {
+		c, err := cs.ContainerserviceV1alpha1().Clusters(ns).Get(ctx, "a", metav1.GetOptions{})
+		return err == nil && c.Status.CredentialsRotation == "r1", err
+	})
+	waitCondition(ctx, t, ns, "a", "Ready", metav1.ConditionTrue)
+	eventually(ctx, t, "the old admin kubeconfig is refused", func() (bool, error) {
+		err := listNamespaces(ctx, aCfg)
+		return apierrors.IsUnauthorized(err), err
+	})
+	_, fresh := adminKubeconfig(ctx, t, cs, ns, "a", 600)
+	eventually(ctx, t, "a new admin kubeconfig works", func() (bool, error) {
+		err := listNamespaces(ctx, fresh)
+		return err == nil, err
+	})
+}
+
+func kubectlOrFail(ctx context.Context, t *testing.T, args ...string) {
+	t.Helper()
+	if _, err := env.Kubectl(ctx, nil, args...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func listNamespaces(ctx context.Context, cfg *rest.Config) error {
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	_, err = client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	return err
+}
+
+func whoami(ctx context.Context, t *testing.T, cfg *rest.Config) string {
+	t.Helper()
+	client := kubernetes.NewForConfigOrDie(cfg)
+	review, err := client.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("whoami: %v", err)
+	}
+	return review.Status.UserInfo.Username
+}
+
+// etcdHealth asks cluster target's etcd for /health with the etcd client certificate of
+// cluster from, trusting target's etcd CA.
+func etcdHealth(t *testing.T, ns, target, from string) error {
+	pool := x509.NewCertPool()
+	caPEM, err := os.ReadFile(filepath.Join(clusterDir(ns, target), "pki", "etcd-ca.crt"))
+	if err != nil {
+		return err
+	}
+	pool.AppendCertsFromPEM(caPEM)
+	pair, err := tls.LoadX509KeyPair(filepath.Join(clusterDir(ns, from), "pki", "apiserver-etcd-client.crt"),
+		filepath.Join(clusterDir(ns, from), "pki", "apiserver-etcd-client.key"))
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}}}}
+	port := clusterPorts(t, ns, target)["etcd-client"]
+	resp, err := client.Get("https://127.0.0.1:" + strconv.Itoa(port) + "/health")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("etcd answered %d", resp.StatusCode)
+	}
+	return nil
+}

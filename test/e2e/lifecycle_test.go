@@ -1,0 +1,155 @@
+package e2e
+
+import (
+	"context"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/identity"
+)
+
+// TestClusterLifecycle is the README walkthrough: create, wait for Ready with kubectl,
+// get an admin kubeconfig, look inside, delete, and find no trace left.
+func TestClusterLifecycle(t *testing.T) {
+	ctx := testContext(t, 5*time.Minute)
+	ns := newTenant(t)
+	if _, err := cs.ContainerserviceV1alpha1().Clusters(ns).Create(ctx, newCluster("prod", ns), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := env.Kubectl(ctx, nil, "wait", "--for=condition=Ready", "cluster/prod", "-n", ns, "--timeout=120s"); err != nil {
+		t.Fatalf("kubectl wait: %v", err)
+	}
+	t.Logf("cluster Ready %s after create", time.Since(start).Round(100*time.Millisecond))
+
+	c, err := cs.ContainerserviceV1alpha1().Clusters(ns).Get(ctx, "prod", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Status.Phase != v1alpha1.ClusterRunning || c.Status.Version != "v1.37.1" || c.Status.ObservedGeneration != c.Generation {
+		t.Errorf("status: phase %s version %s observed %d of %d", c.Status.Phase, c.Status.Version, c.Status.ObservedGeneration, c.Generation)
+	}
+	if !strings.HasPrefix(c.Status.Endpoints.Internal, "https://127.0.0.1:") || c.Status.Endpoints.External == "" {
+		t.Errorf("endpoints: %+v", c.Status.Endpoints)
+	}
+	for _, cond := range []string{"EtcdReady", "APIServerReady", "ControllerManagerReady", "SchedulerReady", "Ready"} {
+		if !hasCondition(c, cond, metav1.ConditionTrue) {
+			t.Errorf("condition %s is not True: %v", cond, c.Status.Conditions)
+		}
+	}
+	if out, err := env.Kubectl(ctx, nil, "get", "clusters", "-n", ns); err != nil || !strings.Contains(out, "Running") || !strings.Contains(out, c.Status.Endpoints.External) {
+		t.Errorf("kubectl get clusters: %q %v", out, err)
+	}
+
+	kubeconfig, _ := adminKubeconfig(ctx, t, cs, ns, "prod", 3600)
+	out, err := env.KubectlAs(ctx, kubeconfig, nil, "get", "ns", "-o", "name")
+	if err != nil {
+		t.Fatalf("kubectl get ns inside the cluster: %v", err)
+	}
+	for _, want := range []string{"namespace/default", "namespace/kube-system", "namespace/ucs-system", "namespace/ucs-users"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("user cluster lacks %s: %q", want, out)
+		}
+	}
+	checkBootstrap(ctx, t, kubeconfig)
+
+	dir := clusterDir(ns, "prod")
+	info, err := os.Stat(dir)
+	if err != nil || info.Mode().Perm() != 0o700 {
+		t.Errorf("cluster directory %s: %v, mode %v, want 0700", dir, err, info.Mode().Perm())
+	}
+	ports := clusterPorts(t, ns, "prod")
+	if procs := clusterProcesses(t, ns, "prod"); len(procs) != 4 {
+		t.Errorf("running processes of the cluster: %v, want etcd, kube-apiserver, kube-controller-manager, kube-scheduler", procs)
+	}
+
+	if _, err := env.Kubectl(ctx, nil, "delete", "cluster/prod", "-n", ns, "--wait=true", "--timeout=120s"); err != nil {
+		t.Fatalf("kubectl delete: %v", err)
+	}
+	if procs := clusterProcesses(t, ns, "prod"); len(procs) != 0 {
+		t.Errorf("processes left after delete: %v", procs)
+	}
+	for name, port := range ports {
+		if conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second); err == nil {
+			conn.Close()
+			t.Errorf("port %d (%s) still listening after delete", port, name)
+		}
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("directory %s left after delete: %v", dir, err)
+	}
+}
+
+// checkBootstrap looks at what the platform put into the cluster: the administrator's
+// ServiceAccount bound to cluster-admin, the permission groups, and a proxy identity that
+// may impersonate ServiceAccounts of ucs-users and nothing else.
+func checkBootstrap(ctx context.Context, t *testing.T, kubeconfig string) {
+	t.Helper()
+	sa := identity.ServiceAccountName("alice@example.com")
+	out, err := env.KubectlAs(ctx, kubeconfig, nil, "get", "sa", sa, "-n", "ucs-users", "-o", "jsonpath={.metadata.annotations}")
+	if err != nil || !strings.Contains(out, "alice@example.com") {
+		t.Errorf("administrator ServiceAccount %s: %q %v", sa, out, err)
+	}
+	can := func(args ...string) string {
+		out, _ := env.KubectlAs(ctx, kubeconfig, nil, append([]string{"auth", "can-i"}, args...)...)
+		return strings.TrimSpace(out)
+	}
+	if got := can("*", "*", "--as=system:serviceaccount:ucs-users:"+sa); got != "yes" {
+		t.Errorf("administrator's ServiceAccount is not cluster-admin: %q", got)
+	}
+	for _, r := range []string{"ucs:admin", "ucs:edit", "ucs:view"} {
+		if _, err := env.KubectlAs(ctx, kubeconfig, nil, "get", "clusterrole", r); err != nil {
+			t.Errorf("permission group %s: %v", r, err)
+		}
+	}
+	proxy := "--as=" + identity.ProxyUser
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"impersonate", "serviceaccounts/" + sa, "-n", "ucs-users", proxy}, "yes"},
+		{[]string{"impersonate", "serviceaccounts/default", "-n", "kube-system", proxy}, "no"},
+		{[]string{"impersonate", "users/admin", proxy}, "no"},
+		{[]string{"impersonate", "groups/system:masters", proxy}, "no"},
+		{[]string{"get", "secrets", "-n", "kube-system", proxy}, "no"},
+	} {
+		if got := can(tc.args...); got != tc.want {
+			t.Errorf("kubectl auth can-i %v = %q, want %q", tc.args, got, tc.want)
+		}
+	}
+}
+
+func hasCondition(c *v1alpha1.Cluster, t string, s metav1.ConditionStatus) bool {
+	for _, cond := range c.Status.Conditions {
+		if cond.Type == t {
+			return cond.Status == s
+		}
+	}
+	return false
+}
+
+// TestVersionChangeIsRefused: upgrades do not exist yet, so a version change must be refused
+// with a message saying so, not silently ignored.
+func TestVersionChangeIsRefused(t *testing.T) {
+	ctx := testContext(t, time.Minute)
+	ns := newTenant(t)
+	c, err := cs.ContainerserviceV1alpha1().Clusters(ns).Create(ctx, newCluster("v", ns), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cs.ContainerserviceV1alpha1().Clusters(ns).Delete(context.Background(), "v", metav1.DeleteOptions{})
+	})
+	c.Spec.Version = "v1.38.0"
+	_, err = cs.ContainerserviceV1alpha1().Clusters(ns).Update(ctx, c, metav1.UpdateOptions{})
+	if err == nil || !strings.Contains(err.Error(), "not supported yet") {
+		t.Errorf("version change: %v", err)
+	}
+}

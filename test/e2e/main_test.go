@@ -1,0 +1,202 @@
+// Package e2e provisions real user clusters with the local driver, through the host's
+// aggregator, and checks them from the outside as a tenant and an operator would: kubectl
+// against the user clusters, process tables, listening ports and directories.
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/ucloudstack/containerservice/cmd/containerservice-local/stack"
+	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
+	"github.com/ucloudstack/containerservice/pkg/generated/clientset/versioned"
+	"github.com/ucloudstack/containerservice/test/framework"
+)
+
+var (
+	env  *framework.Env
+	kube kubernetes.Interface
+	cs   versioned.Interface
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	var err error
+	if env, err = framework.Start(ctx, stack.Config{Progress: os.Stderr}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer env.Stop()
+	if kube, err = kubernetes.NewForConfig(env.AdminConfig); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if cs, err = versioned.NewForConfig(env.AdminConfig); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	code := m.Run()
+	if code != 0 {
+		if log, err := os.ReadFile(env.ServerLog()); err == nil && len(log) > 0 {
+			fmt.Fprintf(os.Stderr, "--- end of containerservice-apiserver log:\n%s\n", tail(string(log), 8000))
+		}
+	}
+	return code
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// newTenant creates a namespace of the host (a tenant) for one test.
+func newTenant(t *testing.T) string {
+	t.Helper()
+	name := "t-" + rand.String(6)
+	if _, err := kube.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create tenant namespace: %v", err)
+	}
+	return name
+}
+
+func testContext(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// eventually polls cond every 200ms until it returns true or ctx ends.
+func eventually(ctx context.Context, t *testing.T, what string, cond func() (bool, error)) {
+	t.Helper()
+	var last error
+	for {
+		ok, err := cond()
+		if ok {
+			return
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: not within the deadline (last error: %v)", what, last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func newCluster(name, ns string) *v1alpha1.Cluster {
+	return &v1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1alpha1.ClusterSpec{Administrators: []v1alpha1.Subject{{Kind: v1alpha1.SubjectKindUser, Name: "alice@example.com"}}}}
+}
+
+// createReady creates a cluster and waits until its Ready condition is True.
+func createReady(ctx context.Context, t *testing.T, c *v1alpha1.Cluster) *v1alpha1.Cluster {
+	t.Helper()
+	if _, err := cs.ContainerserviceV1alpha1().Clusters(c.Namespace).Create(ctx, c, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create cluster %s: %v", c.Name, err)
+	}
+	return waitCondition(ctx, t, c.Namespace, c.Name, "Ready", metav1.ConditionTrue)
+}
+
+// waitCondition waits until the cluster's condition has the status and returns the cluster.
+func waitCondition(ctx context.Context, t *testing.T, ns, name, condition string, status metav1.ConditionStatus) *v1alpha1.Cluster {
+	t.Helper()
+	var got *v1alpha1.Cluster
+	eventually(ctx, t, fmt.Sprintf("cluster %s/%s %s=%s", ns, name, condition, status), func() (bool, error) {
+		var err error
+		got, err = cs.ContainerserviceV1alpha1().Clusters(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		c := meta.FindStatusCondition(got.Status.Conditions, condition)
+		if c == nil {
+			return false, fmt.Errorf("no %s condition; phase %s", condition, got.Status.Phase)
+		}
+		return c.Status == status, fmt.Errorf("%s=%s: %s", condition, c.Status, c.Message)
+	})
+	return got
+}
+
+// adminKubeconfig asks the API for an admin kubeconfig and writes it to a file.
+func adminKubeconfig(ctx context.Context, t *testing.T, client versioned.Interface, ns, name string, seconds int64) (string, *rest.Config) {
+	t.Helper()
+	resp, err := client.ContainerserviceV1alpha1().Clusters(ns).CreateAdminKubeconfig(ctx, name,
+		&v1alpha1.AdminKubeconfigRequest{Spec: v1alpha1.AdminKubeconfigRequestSpec{ExpirationSeconds: &seconds}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("admin kubeconfig of %s/%s: %v", ns, name, err)
+	}
+	path := filepath.Join(t.TempDir(), name+".kubeconfig")
+	if err := os.WriteFile(path, resp.Status.Kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(resp.Status.Kubeconfig)
+	if err != nil {
+		t.Fatalf("the admin kubeconfig does not parse: %v", err)
+	}
+	return path, cfg
+}
+
+// clusterDir is where the local driver keeps a cluster.
+func clusterDir(ns, name string) string {
+	return filepath.Join(env.ServerDataDir(), "clusters", ns, name)
+}
+
+// clusterPorts reads the ports the local driver gave a cluster.
+func clusterPorts(t *testing.T, ns, name string) map[string]int {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(clusterDir(ns, name), "ports.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := map[string]int{}
+	if err := json.Unmarshal(data, &ports); err != nil {
+		t.Fatal(err)
+	}
+	return ports
+}
+
+// clusterProcesses returns the pids of processes whose command line names the cluster's directory.
+func clusterProcesses(t *testing.T, ns, name string) map[int]string {
+	t.Helper()
+	dir := clusterDir(ns, name) + string(filepath.Separator)
+	procs := map[int]string{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		if strings.Contains(string(cmdline), dir) {
+			procs[pid] = filepath.Base(args[0])
+		}
+	}
+	return procs
+}
+
+func isNotFound(err error) bool { return apierrors.IsNotFound(err) }
