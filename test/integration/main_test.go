@@ -20,6 +20,12 @@ import (
 	"github.com/ucloudstack/containerservice/test/framework"
 )
 
+// The OIDC provider user kubeconfigs name; nothing logs in with it in these tests.
+const (
+	oidcIssuer = "https://issuer.example.com"
+	oidcClient = "containerservice"
+)
+
 var (
 	env  *framework.Env
 	kube kubernetes.Interface
@@ -36,7 +42,8 @@ func run(m *testing.M) int {
 	var err error
 	// These tests are about the API: clusters stay Pending, nothing is provisioned
 	// (test/e2e runs the provisioner).
-	env, err = framework.Start(ctx, stack.Config{Progress: os.Stderr, ServerArgs: []string{"--provisioner=none"}})
+	env, err = framework.Start(ctx, stack.Config{Progress: os.Stderr, ServerArgs: []string{
+		"--provisioner=none", "--oidc-issuer-url=" + oidcIssuer, "--oidc-client-id=" + oidcClient}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

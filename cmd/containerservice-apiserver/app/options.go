@@ -20,6 +20,7 @@ import (
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/provisioner"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/local"
+	clusterstorage "github.com/ucloudstack/containerservice/pkg/registry/containerservice/cluster/storage"
 )
 
 // etcdPathPrefix keeps our objects apart from a host kube-apiserver's when both share an etcd.
@@ -43,6 +44,10 @@ type Options struct {
 	ExternalHost string
 	// Workers is the number of clusters reconciled at once.
 	Workers int
+	// Kubeconfig configures the user kubeconfigs of clusters/kubeconfig.
+	Kubeconfig clusterstorage.KubeconfigConfig
+	// PublicCAFile holds the CA bundle of Kubeconfig.PublicURL.
+	PublicCAFile string
 }
 
 // NewOptions returns the default options.
@@ -82,6 +87,10 @@ embedded etcd under --data-dir when none is given.`,
 	fs.StringVar(&o.KubeBinDir, "kube-bin-dir", o.KubeBinDir, "Directory of etcd, kube-apiserver, kube-controller-manager and kube-scheduler "+containerservice.DefaultKubernetesVersion+" for the local driver (hack/kube-binaries.sh prints it).")
 	fs.StringVar(&o.ExternalHost, "external-host", "127.0.0.1", "Host name or address users reach user clusters' kube-apiservers at.")
 	fs.IntVar(&o.Workers, "cluster-workers", o.Workers, "Clusters reconciled at once.")
+	fs.StringVar(&o.Kubeconfig.PublicURL, "public-url", "", "URL of the host kube-apiserver as users reach it; user kubeconfigs point at each cluster's proxy path below it.")
+	fs.StringVar(&o.PublicCAFile, "public-ca-file", "", "PEM bundle that verifies --public-url, put into user kubeconfigs.")
+	fs.StringVar(&o.Kubeconfig.OIDCIssuerURL, "oidc-issuer-url", "", "Issuer of the platform's OIDC provider, for user kubeconfigs.")
+	fs.StringVar(&o.Kubeconfig.OIDCClientID, "oidc-client-id", "", "OIDC client ID user kubeconfigs log in with.")
 	return cmd
 }
 
@@ -121,6 +130,13 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	if err := o.Recommended.SecureServing.MaybeDefaultWithSelfSignedCerts("localhost", o.AlternateDNS, []net.IP{netutils.ParseIPSloppy("127.0.0.1")}); err != nil {
 		return fmt.Errorf("create self-signed serving certificate: %w", err)
+	}
+	if o.PublicCAFile != "" {
+		ca, err := os.ReadFile(o.PublicCAFile)
+		if err != nil {
+			return fmt.Errorf("read --public-ca-file: %w", err)
+		}
+		o.Kubeconfig.PublicCA = ca
 	}
 	var driver provisioner.Driver
 	if o.Provisioner == "local" {

@@ -42,7 +42,7 @@ func (o *Options) newServer(driver provisioner.Driver) (*genericapiserver.Generi
 	if err != nil {
 		return nil, fmt.Errorf("create server: %w", err)
 	}
-	storage, err := newStorage(Scheme, config.RESTOptionsGetter, driver)
+	storage, err := newStorage(Scheme, config.RESTOptionsGetter, driver, o.Kubeconfig)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +79,7 @@ func (o *Options) newServer(driver provisioner.Driver) (*genericapiserver.Generi
 }
 
 // newStorage returns the storage of every resource and subresource of the group.
-func newStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, driver provisioner.Driver) (map[string]rest.Storage, error) {
+func newStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, driver provisioner.Driver, kubeconfig clusterstorage.KubeconfigConfig) (map[string]rest.Storage, error) {
 	kinds := []struct {
 		plural string
 		build  func(runtime.ObjectTyper, generic.RESTOptionsGetter) (*specstatus.REST, *specstatus.StatusREST, error)
@@ -98,6 +98,8 @@ func newStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, dr
 		storage[k.plural] = main
 		storage[k.plural+"/status"] = status
 	}
-	storage["clusters/adminkubeconfig"] = clusterstorage.NewAdminKubeconfigREST(storage["clusters"].(rest.Getter), driver, scheme)
+	clusters := storage["clusters"].(rest.Getter)
+	storage["clusters/adminkubeconfig"] = clusterstorage.NewAdminKubeconfigREST(clusters, driver, scheme)
+	storage["clusters/kubeconfig"] = clusterstorage.NewKubeconfigREST(clusters, kubeconfig)
 	return storage, nil
 }

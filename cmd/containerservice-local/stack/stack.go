@@ -375,6 +375,8 @@ func (s *Stack) StartServer(ctx context.Context) error {
 		"--authorization-kubeconfig=" + s.serverKubeconfig,
 		"--data-dir=" + s.ServerDataDir(),
 		"--kube-bin-dir=" + s.cfg.BinDir,
+		"--public-url=https://127.0.0.1:" + strconv.Itoa(s.ports["host-apiserver"]),
+		"--public-ca-file=" + s.ca.CertFile,
 	}, s.cfg.ServerArgs...)
 	if s.cfg.ServerOnHostEtcd {
 		args = append(args, "--etcd-servers="+s.HostEtcdURL())

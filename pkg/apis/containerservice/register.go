@@ -35,6 +35,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&Plugin{}, &PluginList{},
 		&Project{}, &ProjectList{},
 		&AdminKubeconfigRequest{},
+		&ClusterKubeconfig{},
 	)
 	return nil
 }

@@ -39,6 +39,7 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		v1alpha1.AppliedObject{}.OpenAPIModelName():                schema_pkg_apis_containerservice_v1alpha1_AppliedObject(ref),
 		v1alpha1.Cluster{}.OpenAPIModelName():                      schema_pkg_apis_containerservice_v1alpha1_Cluster(ref),
 		v1alpha1.ClusterEndpoints{}.OpenAPIModelName():             schema_pkg_apis_containerservice_v1alpha1_ClusterEndpoints(ref),
+		v1alpha1.ClusterKubeconfig{}.OpenAPIModelName():            schema_pkg_apis_containerservice_v1alpha1_ClusterKubeconfig(ref),
 		v1alpha1.ClusterList{}.OpenAPIModelName():                  schema_pkg_apis_containerservice_v1alpha1_ClusterList(ref),
 		v1alpha1.ClusterNetwork{}.OpenAPIModelName():               schema_pkg_apis_containerservice_v1alpha1_ClusterNetwork(ref),
 		v1alpha1.ClusterSpec{}.OpenAPIModelName():                  schema_pkg_apis_containerservice_v1alpha1_ClusterSpec(ref),
@@ -347,6 +348,49 @@ func schema_pkg_apis_containerservice_v1alpha1_ClusterEndpoints(ref common.Refer
 				},
 			},
 		},
+	}
+}
+
+func schema_pkg_apis_containerservice_v1alpha1_ClusterKubeconfig(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ClusterKubeconfig is what GET clusters/{name}/kubeconfig returns: a kubeconfig that reaches the cluster through the platform's tenant proxy, authenticating with the platform's OIDC provider (through the kubectl oidc-login credential plugin). It holds no secret: whoever uses it still has to log in, and the proxy then acts as that user's ServiceAccount inside the cluster.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Description: "metadata names the cluster.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1.ObjectMeta{}.OpenAPIModelName()),
+						},
+					},
+					"kubeconfig": {
+						SchemaProps: spec.SchemaProps{
+							Description: "kubeconfig is the kubeconfig, YAML.",
+							Type:        []string{"string"},
+							Format:      "byte",
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			v1.ObjectMeta{}.OpenAPIModelName()},
 	}
 }
 

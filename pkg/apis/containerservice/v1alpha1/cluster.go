@@ -6,6 +6,7 @@ import (
 
 // +genclient
 // +genclient:method=CreateAdminKubeconfig,verb=create,subresource=adminkubeconfig,input=github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1.AdminKubeconfigRequest,result=github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1.AdminKubeconfigRequest
+// +genclient:method=GetKubeconfig,verb=get,subresource=kubeconfig,result=github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1.ClusterKubeconfig
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
 
 // Cluster is a hard-isolated Kubernetes cluster of a tenant: its own etcd, kube-apiserver,

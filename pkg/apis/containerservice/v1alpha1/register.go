@@ -33,6 +33,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&Plugin{}, &PluginList{},
 		&Project{}, &ProjectList{},
 		&AdminKubeconfigRequest{},
+		&ClusterKubeconfig{},
 	)
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil

@@ -52,6 +52,11 @@ func (in ClusterEndpoints) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in ClusterKubeconfig) OpenAPIModelName() string {
+	return "io.ucloudstack.containerservice.v1alpha1.ClusterKubeconfig"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in ClusterList) OpenAPIModelName() string {
 	return "io.ucloudstack.containerservice.v1alpha1.ClusterList"
 }

@@ -96,6 +96,12 @@ func ExtractClusterAdminkubeconfig(cluster *containerservicev1alpha1.Cluster, fi
 	return ExtractClusterFrom(cluster, fieldManager, "adminkubeconfig")
 }
 
+// ExtractClusterKubeconfig extracts the applied configuration owned by fieldManager from
+// cluster for the kubeconfig subresource.
+func ExtractClusterKubeconfig(cluster *containerservicev1alpha1.Cluster, fieldManager string) (*ClusterApplyConfiguration, error) {
+	return ExtractClusterFrom(cluster, fieldManager, "kubeconfig")
+}
+
 // ExtractClusterStatus extracts the applied configuration owned by fieldManager from
 // cluster for the status subresource.
 func ExtractClusterStatus(cluster *containerservicev1alpha1.Cluster, fieldManager string) (*ClusterApplyConfiguration, error) {

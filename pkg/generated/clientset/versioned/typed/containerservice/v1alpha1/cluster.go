@@ -52,6 +52,7 @@ type ClusterInterface interface {
 	// Add a +genclient:noStatus comment above the type to avoid generating ApplyStatus().
 	ApplyStatus(ctx context.Context, cluster *applyconfigurationcontainerservicev1alpha1.ClusterApplyConfiguration, opts v1.ApplyOptions) (result *containerservicev1alpha1.Cluster, err error)
 	CreateAdminKubeconfig(ctx context.Context, clusterName string, adminKubeconfigRequest *containerservicev1alpha1.AdminKubeconfigRequest, opts v1.CreateOptions) (*containerservicev1alpha1.AdminKubeconfigRequest, error)
+	GetKubeconfig(ctx context.Context, clusterName string, options v1.GetOptions) (*containerservicev1alpha1.ClusterKubeconfig, error)
 
 	ClusterExpansion
 }
@@ -85,6 +86,20 @@ func (c *clusters) CreateAdminKubeconfig(ctx context.Context, clusterName string
 		SubResource("adminkubeconfig").
 		VersionedParams(&opts, scheme.ParameterCodec).
 		Body(adminKubeconfigRequest).
+		Do(ctx).
+		Into(result)
+	return
+}
+
+// GetKubeconfig takes name of the cluster, and returns the corresponding containerservicev1alpha1.ClusterKubeconfig object, and an error if there is any.
+func (c *clusters) GetKubeconfig(ctx context.Context, clusterName string, options v1.GetOptions) (result *containerservicev1alpha1.ClusterKubeconfig, err error) {
+	result = &containerservicev1alpha1.ClusterKubeconfig{}
+	err = c.GetClient().Get().
+		Namespace(c.GetNamespace()).
+		Resource("clusters").
+		Name(clusterName).
+		SubResource("kubeconfig").
+		VersionedParams(&options, scheme.ParameterCodec).
 		Do(ctx).
 		Into(result)
 	return

@@ -65,3 +65,15 @@ func (c *fakeClusters) CreateAdminKubeconfig(ctx context.Context, clusterName st
 	}
 	return obj.(*v1alpha1.AdminKubeconfigRequest), err
 }
+
+// GetKubeconfig takes name of the cluster, and returns the corresponding clusterKubeconfig object, and an error if there is any.
+func (c *fakeClusters) GetKubeconfig(ctx context.Context, clusterName string, options v1.GetOptions) (result *v1alpha1.ClusterKubeconfig, err error) {
+	emptyResult := &v1alpha1.ClusterKubeconfig{}
+	obj, err := c.Fake.
+		Invokes(testing.NewGetSubresourceActionWithOptions(c.Resource(), c.Namespace(), "kubeconfig", clusterName, options), emptyResult)
+
+	if obj == nil {
+		return emptyResult, err
+	}
+	return obj.(*v1alpha1.ClusterKubeconfig), err
+}
