@@ -48,7 +48,7 @@ func TestFiveClustersAtOnce(t *testing.T) {
 			t.Errorf("c%d: %s", i, c.Status.Phase)
 		}
 	}
-	if procs := clusterProcesses(t, ns, "c0"); len(procs) != 0 {
+	if procs := env.ClusterProcesses(ns, "c0"); len(procs) != 0 {
 		t.Errorf("c0 left processes: %v", procs)
 	}
 }

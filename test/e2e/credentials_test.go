@@ -140,13 +140,13 @@ func whoami(ctx context.Context, t *testing.T, cfg *rest.Config) string {
 // cluster from, trusting target's etcd CA.
 func etcdHealth(t *testing.T, ns, target, from string) error {
 	pool := x509.NewCertPool()
-	caPEM, err := os.ReadFile(filepath.Join(clusterDir(ns, target), "pki", "etcd-ca.crt"))
+	caPEM, err := os.ReadFile(filepath.Join(env.ClusterDir(ns, target), "pki", "etcd-ca.crt"))
 	if err != nil {
 		return err
 	}
 	pool.AppendCertsFromPEM(caPEM)
-	pair, err := tls.LoadX509KeyPair(filepath.Join(clusterDir(ns, from), "pki", "apiserver-etcd-client.crt"),
-		filepath.Join(clusterDir(ns, from), "pki", "apiserver-etcd-client.key"))
+	pair, err := tls.LoadX509KeyPair(filepath.Join(env.ClusterDir(ns, from), "pki", "apiserver-etcd-client.crt"),
+		filepath.Join(env.ClusterDir(ns, from), "pki", "apiserver-etcd-client.key"))
 	if err != nil {
 		return err
 	}

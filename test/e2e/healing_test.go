@@ -58,7 +58,7 @@ func TestServerRestartKeepsClusters(t *testing.T) {
 	}
 
 	env.StopServer()
-	if procs := clusterProcesses(t, ns, "keep"); len(procs) != 0 {
+	if procs := env.ClusterProcesses(ns, "keep"); len(procs) != 0 {
 		t.Errorf("control plane processes outlived the server: %v", procs)
 	}
 	// Someone else takes the cluster's kube-apiserver port while the server is down.
@@ -93,7 +93,7 @@ func TestServerRestartKeepsClusters(t *testing.T) {
 
 func pidOf(t *testing.T, ns, name, binary string) int {
 	t.Helper()
-	for pid, b := range clusterProcesses(t, ns, name) {
+	for pid, b := range env.ClusterProcesses(ns, name) {
 		if b == binary {
 			return pid
 		}

@@ -60,20 +60,20 @@ func TestClusterLifecycle(t *testing.T) {
 	}
 	checkBootstrap(ctx, t, kubeconfig)
 
-	dir := clusterDir(ns, "prod")
+	dir := env.ClusterDir(ns, "prod")
 	info, err := os.Stat(dir)
 	if err != nil || info.Mode().Perm() != 0o700 {
 		t.Errorf("cluster directory %s: %v, mode %v, want 0700", dir, err, info.Mode().Perm())
 	}
 	ports := clusterPorts(t, ns, "prod")
-	if procs := clusterProcesses(t, ns, "prod"); len(procs) != 4 {
+	if procs := env.ClusterProcesses(ns, "prod"); len(procs) != 4 {
 		t.Errorf("running processes of the cluster: %v, want etcd, kube-apiserver, kube-controller-manager, kube-scheduler", procs)
 	}
 
 	if _, err := env.Kubectl(ctx, nil, "delete", "cluster/prod", "-n", ns, "--wait=true", "--timeout=120s"); err != nil {
 		t.Fatalf("kubectl delete: %v", err)
 	}
-	if procs := clusterProcesses(t, ns, "prod"); len(procs) != 0 {
+	if procs := env.ClusterProcesses(ns, "prod"); len(procs) != 0 {
 		t.Errorf("processes left after delete: %v", procs)
 	}
 	for name, port := range ports {

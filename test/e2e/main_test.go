@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -157,15 +156,10 @@ func adminKubeconfig(ctx context.Context, t *testing.T, client versioned.Interfa
 	return path, cfg
 }
 
-// clusterDir is where the local driver keeps a cluster.
-func clusterDir(ns, name string) string {
-	return filepath.Join(env.ServerDataDir(), "clusters", ns, name)
-}
-
 // clusterPorts reads the ports the local driver gave a cluster.
 func clusterPorts(t *testing.T, ns, name string) map[string]int {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(clusterDir(ns, name), "ports.json"))
+	data, err := os.ReadFile(filepath.Join(env.ClusterDir(ns, name), "ports.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,29 +168,6 @@ func clusterPorts(t *testing.T, ns, name string) map[string]int {
 		t.Fatal(err)
 	}
 	return ports
-}
-
-// clusterProcesses returns the pids of processes whose command line names the cluster's directory.
-func clusterProcesses(t *testing.T, ns, name string) map[int]string {
-	t.Helper()
-	dir := clusterDir(ns, name) + string(filepath.Separator)
-	procs := map[int]string{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		var pid int
-		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(cmdline), "\x00")
-		if strings.Contains(string(cmdline), dir) {
-			procs[pid] = filepath.Base(args[0])
-		}
-	}
-	return procs
 }
 
 func isNotFound(err error) bool { return apierrors.IsNotFound(err) }

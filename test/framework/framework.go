@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/ucloudstack/containerservice/cmd/containerservice-local/stack"
@@ -79,4 +80,29 @@ func repoRoot() (string, error) {
 		return "", fmt.Errorf("find the module root: %w", err)
 	}
 	return filepath.Dir(strings.TrimSpace(string(out))), nil
+}
+
+// ClusterDir is where the local driver keeps a cluster.
+func (e *Env) ClusterDir(ns, name string) string {
+	return filepath.Join(e.ServerDataDir(), "clusters", ns, name)
+}
+
+// ClusterProcesses returns the pids and binary names of the processes whose command line
+// names the cluster's directory: its control plane.
+func (e *Env) ClusterProcesses(ns, name string) map[int]string {
+	dir := e.ClusterDir(ns, name) + string(filepath.Separator)
+	procs := map[int]string{}
+	entries, _ := os.ReadDir("/proc")
+	for _, entry := range entries {
+		pid, err := strconv.Atoi(entry.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", entry.Name(), "cmdline"))
+		if err != nil || !strings.Contains(string(cmdline), dir) {
+			continue
+		}
+		procs[pid] = filepath.Base(strings.SplitN(string(cmdline), "\x00", 2)[0])
+	}
+	return procs
 }

@@ -288,7 +288,7 @@ func (s *Stack) startHost(ctx context.Context) error {
 		"--listen-peer-urls=" + peer, "--initial-advertise-peer-urls=" + peer,
 		"--initial-cluster=host=" + peer,
 		"--log-level=warn",
-	}, s.logDir)
+	}, nil, s.logDir)
 	if err != nil {
 		return err
 	}
@@ -316,7 +316,7 @@ func (s *Stack) startHost(ctx context.Context) error {
 		"--endpoint-reconciler-type=none",
 		"--cert-dir=" + filepath.Join(s.cfg.StateDir, "host-apiserver"),
 		"--profiling=false",
-	}, s.logDir)
+	}, nil, s.logDir)
 	if err != nil {
 		return err
 	}
@@ -382,7 +382,7 @@ func (s *Stack) StartServer(ctx context.Context) error {
 		args = append(args, "--etcd-servers="+s.HostEtcdURL())
 	}
 	var err error
-	if s.server, err = supervisor.Start("containerservice-apiserver", s.cfg.ServerBinary, args, s.logDir); err != nil {
+	if s.server, err = supervisor.Start("containerservice-apiserver", s.cfg.ServerBinary, args, nil, s.logDir); err != nil {
 		return err
 	}
 	if err := s.register(ctx, port); err != nil {

@@ -28,10 +28,11 @@ type Process struct {
 	err     error
 }
 
-// Start runs bin with args, its output appended to logDir/name.log. The child gets its
+// Start runs bin with args and env added to this process's environment, its output
+// appended to logDir/name.log. The child gets its
 // own process group and is killed by the kernel if this process dies, so a crashed test
 // or an interrupted server leaves nothing running.
-func Start(name, bin string, args []string, logDir string) (*Process, error) {
+func Start(name, bin string, args, env []string, logDir string) (*Process, error) {
 	logFile := filepath.Join(logDir, name+".log")
 	out, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -39,6 +40,7 @@ func Start(name, bin string, args []string, logDir string) (*Process, error) {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		out.Close()

@@ -21,6 +21,8 @@ type Component struct {
 	// Binary and Args are the command.
 	Binary string
 	Args   []string
+	// Env is added to the environment the process inherits.
+	Env []string
 	// LogDir holds the log file.
 	LogDir string
 	// OnExit, if set, is called each time the process exits unasked, before it is restarted.
@@ -52,7 +54,7 @@ func (s *Supervised) loop() {
 	defer close(s.done)
 	backoff := initialBackoff
 	for {
-		p, err := Start(s.c.Name, s.c.Binary, s.c.Args, s.c.LogDir)
+		p, err := Start(s.c.Name, s.c.Binary, s.c.Args, s.c.Env, s.c.LogDir)
 		started := time.Now()
 		if err == nil {
 			s.mu.Lock()
