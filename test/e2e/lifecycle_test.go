@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/identity"
@@ -140,16 +142,22 @@ func hasCondition(c *v1alpha1.Cluster, t string, s metav1.ConditionStatus) bool 
 func TestVersionChangeIsRefused(t *testing.T) {
 	ctx := testContext(t, time.Minute)
 	ns := newTenant(t)
-	c, err := cs.ContainerserviceV1alpha1().Clusters(ns).Create(ctx, newCluster("v", ns), metav1.CreateOptions{})
-	if err != nil {
+	api := cs.ContainerserviceV1alpha1().Clusters(ns)
+	if _, err := api.Create(ctx, newCluster("v", ns), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = cs.ContainerserviceV1alpha1().Clusters(ns).Delete(context.Background(), "v", metav1.DeleteOptions{})
+	t.Cleanup(func() { _ = api.Delete(context.Background(), "v", metav1.DeleteOptions{}) })
+	// The controller updates the cluster meanwhile (finalizer, status): retry on conflicts.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		c, err := api.Get(ctx, "v", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		c.Spec.Version = "v1.38.0"
+		_, err = api.Update(ctx, c, metav1.UpdateOptions{})
+		return err
 	})
-	c.Spec.Version = "v1.38.0"
-	_, err = cs.ContainerserviceV1alpha1().Clusters(ns).Update(ctx, c, metav1.UpdateOptions{})
-	if err == nil || !strings.Contains(err.Error(), "not supported yet") {
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "not supported yet") {
 		t.Errorf("version change: %v", err)
 	}
 }

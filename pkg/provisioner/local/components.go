@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/provisioner"
@@ -12,6 +13,11 @@ import (
 
 // componentGOGC is the GOGC of every control plane process.
 const componentGOGC = 50
+
+// apiserverStopGrace bounds kube-apiserver's graceful stop. Left alone it lingers long
+// after it stopped listening; everything it holds is in etcd, so a short grace loses
+// nothing and keeps rotations and deletions quick.
+const apiserverStopGrace = 5 * time.Second
 
 // components returns the four processes of a cluster's control plane, in start order.
 func components(binDir string, l layout, c *v1alpha1.Cluster, ports map[string]int) map[string]supervisor.Component {
@@ -40,7 +46,7 @@ func components(binDir string, l layout, c *v1alpha1.Cluster, ports map[string]i
 			// A smaller snapshot interval keeps an idle member's memory down.
 			"--snapshot-count=5000",
 		}},
-		provisioner.APIServer: {Name: "kube-apiserver", Binary: bin("kube-apiserver"), LogDir: l.logs(), Env: gc, Args: []string{
+		provisioner.APIServer: {Name: "kube-apiserver", Binary: bin("kube-apiserver"), LogDir: l.logs(), Env: gc, StopGrace: apiserverStopGrace, Args: []string{
 			"--etcd-servers=" + url(portEtcdClient),
 			"--etcd-cafile=" + p("etcd-ca.crt"), "--etcd-certfile=" + p("apiserver-etcd-client.crt"), "--etcd-keyfile=" + p("apiserver-etcd-client.key"),
 			"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=" + strconv.Itoa(ports[portAPIServer]),

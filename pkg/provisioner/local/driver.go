@@ -296,20 +296,23 @@ func (d *Driver) AdminKubeconfig(_ context.Context, c *v1alpha1.Cluster, cred pr
 // restarts the components that authenticate clients with it.
 func (d *Driver) RotateCredentials(_ context.Context, c *v1alpha1.Cluster) error {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	inst := d.clusters[key(c)]
 	if inst == nil {
+		d.mu.Unlock()
 		return errors.New("the cluster's control plane is not running yet")
 	}
 	client, err := pki.CreateCA(filepath.Join(inst.layout.dir, "pki"), "client-ca")
+	if err == nil {
+		inst.certs.client = client
+		err = writeLeafCerts(inst.layout, inst.certs, inst.ports)
+	}
+	d.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("replace the client CA of %s: %w", key(c), err)
 	}
-	inst.certs.client = client
-	if err := writeLeafCerts(inst.layout, inst.certs, inst.ports); err != nil {
-		return fmt.Errorf("re-issue credentials of %s: %w", key(c), err)
-	}
-	for _, name := range []string{provisioner.APIServer, provisioner.ControllerManager, provisioner.Scheduler} {
+	// Clients first, so that kube-apiserver has no watches to drain. The lock is not held
+	// meanwhile: other clusters carry on.
+	for _, name := range []string{provisioner.Scheduler, provisioner.ControllerManager, provisioner.APIServer} {
 		inst.components[name].Restart()
 	}
 	klog.InfoS("Rotated client CA", "cluster", key(c))

@@ -179,14 +179,11 @@ func WriteServiceAccountKey(dir string) (KeyPair, error) {
 	if err != nil {
 		return pair, err
 	}
-	if err := os.WriteFile(pair.CertFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644); err != nil {
-		return pair, err
-	}
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
 		return pair, err
 	}
-	return pair, os.WriteFile(pair.KeyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600)
+	return pair, writeFiles(pair, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
 }
 
 func encodePair(der []byte, key *ecdsa.PrivateKey) (certPEM, keyPEM []byte, err error) {
@@ -207,11 +204,33 @@ func writePair(certFile, keyFile string, der []byte, key *ecdsa.PrivateKey) erro
 }
 
 // writeFiles writes a certificate readable by all and its key readable by the owner only.
+// Each file is replaced atomically: components reload certificates while they run and
+// must never read a half-written one.
 func writeFiles(pair KeyPair, certPEM, keyPEM []byte) error {
-	if err := os.WriteFile(pair.CertFile, certPEM, 0o644); err != nil {
+	if err := writeAtomic(pair.KeyFile, keyPEM, 0o600); err != nil {
 		return err
 	}
-	return os.WriteFile(pair.KeyFile, keyPEM, 0o600)
+	return writeAtomic(pair.CertFile, certPEM, 0o644)
+}
+
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 func serial() *big.Int {

@@ -15,9 +15,9 @@ import (
 	"time"
 )
 
-// stopGrace is how long a component may take to shut down after SIGTERM before it is
+// DefaultStopGrace is how long a process may take to shut down after SIGTERM before it is
 // killed; containerservice-apiserver itself stops every user control plane in that time.
-const stopGrace = 30 * time.Second
+const DefaultStopGrace = 30 * time.Second
 
 // Process is one component running as a child process.
 type Process struct {
@@ -26,6 +26,8 @@ type Process struct {
 	logFile string
 	done    chan struct{}
 	err     error
+	// grace is how long Stop waits after SIGTERM.
+	grace time.Duration
 }
 
 // Start runs bin with args and env added to this process's environment, its output
@@ -46,7 +48,7 @@ func Start(name, bin string, args, env []string, logDir string) (*Process, error
 		out.Close()
 		return nil, fmt.Errorf("start %s (%s): %w", name, bin, err)
 	}
-	p := &Process{name: name, cmd: cmd, logFile: logFile, done: make(chan struct{})}
+	p := &Process{name: name, cmd: cmd, logFile: logFile, done: make(chan struct{}), grace: DefaultStopGrace}
 	go func() {
 		p.err = cmd.Wait()
 		out.Close()
@@ -71,7 +73,7 @@ func (p *Process) Done() <-chan struct{} { return p.done }
 // Pid is the process id.
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
-// Stop asks the process group to terminate and kills it after stopGrace.
+// Stop asks the process group to terminate and kills it after the grace period.
 func (p *Process) Stop() {
 	if p == nil || p.Exited() {
 		return
@@ -80,7 +82,7 @@ func (p *Process) Stop() {
 	_ = syscall.Kill(pgid, syscall.SIGTERM)
 	select {
 	case <-p.done:
-	case <-time.After(stopGrace):
+	case <-time.After(p.grace):
 		_ = syscall.Kill(pgid, syscall.SIGKILL)
 		<-p.done
 	}

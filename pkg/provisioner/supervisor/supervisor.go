@@ -27,6 +27,9 @@ type Component struct {
 	LogDir string
 	// OnExit, if set, is called each time the process exits unasked, before it is restarted.
 	OnExit func()
+	// StopGrace is how long the process may take to stop after SIGTERM; zero means
+	// DefaultStopGrace.
+	StopGrace time.Duration
 }
 
 // Supervised keeps one component running, restarting it with backoff whenever it exits,
@@ -57,6 +60,9 @@ func (s *Supervised) loop() {
 		p, err := Start(s.c.Name, s.c.Binary, s.c.Args, s.c.Env, s.c.LogDir)
 		started := time.Now()
 		if err == nil {
+			if s.c.StopGrace > 0 {
+				p.grace = s.c.StopGrace
+			}
 			s.mu.Lock()
 			s.proc = p
 			s.mu.Unlock()
