@@ -3,7 +3,9 @@ package e2e
 import (
 	"context"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -100,4 +102,46 @@ func pidOf(t *testing.T, ns, name, binary string) int {
 	}
 	t.Fatalf("no %s process for %s/%s", binary, ns, name)
 	return 0
+}
+
+// TestEtcdThatWillNotStart breaks a cluster's etcd data while the server is down: the
+// status must say etcd does not start and why, and the cluster must recover by itself
+// once the data is restored.
+func TestEtcdThatWillNotStart(t *testing.T) {
+	ctx := testContext(t, 5*time.Minute)
+	ns := newTenant(t)
+	createReady(ctx, t, newCluster("broken", ns))
+	t.Cleanup(func() {
+		_ = cs.ContainerserviceV1alpha1().Clusters(ns).Delete(context.Background(), "broken", metav1.DeleteOptions{})
+	})
+
+	env.StopServer()
+	db := filepath.Join(env.ClusterDir(ns, "broken"), "etcd", "member", "snap", "db")
+	good, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(db, []byte("this is not a bbolt database"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.StartServer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(ctx, t, "EtcdReady explains that etcd exits", func() (bool, error) {
+		c, err := cs.ContainerserviceV1alpha1().Clusters(ns).Get(ctx, "broken", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, cond := range c.Status.Conditions {
+			if cond.Type == "EtcdReady" && cond.Status == metav1.ConditionFalse && strings.Contains(cond.Message, "etcd exited") {
+				return c.Status.Phase != "Running" && hasCondition(c, "Ready", metav1.ConditionFalse), nil
+			}
+		}
+		return false, nil
+	})
+
+	if err := os.WriteFile(db, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(ctx, t, ns, "broken", "Ready", metav1.ConditionTrue)
 }
