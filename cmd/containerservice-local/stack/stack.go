@@ -129,6 +129,9 @@ func (s *Stack) StopServer() {
 	s.server = nil
 }
 
+// BinDir is the directory of the kube binaries the stack runs.
+func (s *Stack) BinDir() string { return s.cfg.BinDir }
+
 // HostEtcdURL is the client URL of the host's etcd.
 func (s *Stack) HostEtcdURL() string {
 	return "http://127.0.0.1:" + strconv.Itoa(s.ports["host-etcd-client"])
@@ -356,8 +359,9 @@ func (s *Stack) applyRBAC(ctx context.Context) error {
 }
 
 // StartServer starts containerservice-apiserver, registers it with the aggregator and
-// returns once its API is discoverable through the host.
-func (s *Stack) StartServer(ctx context.Context) error {
+// returns once its API is discoverable through the host. extraArgs come last, so they
+// override the stack's own flags (as a test breaking --kube-bin-dir needs).
+func (s *Stack) StartServer(ctx context.Context, extraArgs ...string) error {
 	port := s.ports["containerservice-apiserver"]
 	if !portFree(port) {
 		p, err := freePort()
@@ -381,6 +385,7 @@ func (s *Stack) StartServer(ctx context.Context) error {
 	if s.cfg.ServerOnHostEtcd {
 		args = append(args, "--etcd-servers="+s.HostEtcdURL())
 	}
+	args = append(args, extraArgs...)
 	var err error
 	if s.server, err = supervisor.Start("containerservice-apiserver", s.cfg.ServerBinary, args, nil, s.logDir); err != nil {
 		return err
