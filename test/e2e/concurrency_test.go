@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -13,8 +14,8 @@ import (
 // deleting one while another is still provisioning must disturb neither.
 func TestFiveClustersAtOnce(t *testing.T) {
 	ctx := testContext(t, 6*time.Minute)
-	ns := newTenant(t)
-	api := cs.ContainerserviceV1alpha1().Clusters(ns)
+	ns := env.NewTenant(t)
+	api := env.CS.ContainerserviceV1alpha1().Clusters(ns)
 	start := time.Now()
 	for i := range 5 {
 		if _, err := api.Create(ctx, newCluster(fmt.Sprintf("c%d", i), ns), metav1.CreateOptions{}); err != nil {
@@ -39,7 +40,7 @@ func TestFiveClustersAtOnce(t *testing.T) {
 	}
 	eventually(ctx, t, "c0 is gone", func() (bool, error) {
 		_, err := api.Get(ctx, "c0", metav1.GetOptions{})
-		return isNotFound(err), err
+		return apierrors.IsNotFound(err), err
 	})
 	waitCondition(ctx, t, ns, "c5", "Ready", metav1.ConditionTrue)
 	for i := 1; i < 5; i++ {

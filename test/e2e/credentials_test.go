@@ -30,16 +30,16 @@ import (
 // credentials and checks that every earlier admin kubeconfig stops working.
 func TestCredentialsIsolationAndRotation(t *testing.T) {
 	ctx := testContext(t, 6*time.Minute)
-	ns := newTenant(t)
+	ns := env.NewTenant(t)
 	createReady(ctx, t, newCluster("a", ns))
 	b := createReady(ctx, t, newCluster("b", ns))
 	t.Cleanup(func() {
 		for _, n := range []string{"a", "b"} {
-			_ = cs.ContainerserviceV1alpha1().Clusters(ns).Delete(context.Background(), n, metav1.DeleteOptions{})
+			_ = env.CS.ContainerserviceV1alpha1().Clusters(ns).Delete(context.Background(), n, metav1.DeleteOptions{})
 		}
 	})
 
-	_, aCfg := adminKubeconfig(ctx, t, cs, ns, "a", 600)
+	_, aCfg := adminKubeconfig(ctx, t, env.CS, ns, "a", 600)
 	if user := whoami(ctx, t, aCfg); user != "admin" {
 		t.Errorf("the admin kubeconfig names %q, want the requesting user admin", user)
 	}
@@ -86,7 +86,7 @@ func TestCredentialsIsolationAndRotation(t *testing.T) {
 		t.Errorf("tenant member asks for an admin kubeconfig: %v, want Forbidden", err)
 	}
 	tooLong := int64(7 * 24 * 3600)
-	_, err = cs.ContainerserviceV1alpha1().Clusters(ns).CreateAdminKubeconfig(ctx, "a", &v1alpha1.AdminKubeconfigRequest{
+	_, err = env.CS.ContainerserviceV1alpha1().Clusters(ns).CreateAdminKubeconfig(ctx, "a", &v1alpha1.AdminKubeconfigRequest{
 		Spec: v1alpha1.AdminKubeconfigRequestSpec{ExpirationSeconds: &tooLong}}, metav1.CreateOptions{})
 	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.expirationSeconds") {
 		t.Errorf("a week-long admin kubeconfig: %v, want Invalid naming spec.expirationSeconds", err)
@@ -95,7 +95,7 @@ func TestCredentialsIsolationAndRotation(t *testing.T) {
 	// Rotation: the documented operation is an annotation with a new value.
 	kubectlOrFail(ctx, t, "annotate", "cluster/a", "-n", ns, "--overwrite", clustercontroller.RotateAnnotation+"=r1")
 	eventually(ctx, t, "rotation r1 completes", func() (bool, error) {
-		c, err := cs.ContainerserviceV1alpha1().Clusters(ns).Get(ctx, "a", metav1.GetOptions{})
+		c, err := env.CS.ContainerserviceV1alpha1().Clusters(ns).Get(ctx, "a", metav1.GetOptions{})
 		return err == nil && c.Status.CredentialsRotation == "r1", err
 	})
 	waitCondition(ctx, t, ns, "a", "Ready", metav1.ConditionTrue)
@@ -103,7 +103,7 @@ func TestCredentialsIsolationAndRotation(t *testing.T) {
 		err := listNamespaces(ctx, aCfg)
 		return apierrors.IsUnauthorized(err), err
 	})
-	_, fresh := adminKubeconfig(ctx, t, cs, ns, "a", 600)
+	_, fresh := adminKubeconfig(ctx, t, env.CS, ns, "a", 600)
 	eventually(ctx, t, "a new admin kubeconfig works", func() (bool, error) {
 		err := listNamespaces(ctx, fresh)
 		return err == nil, err

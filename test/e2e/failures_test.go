@@ -16,7 +16,7 @@ import (
 // by itself once the binaries are there.
 func TestMissingBinaries(t *testing.T) {
 	ctx := testContext(t, 5*time.Minute)
-	ns := newTenant(t)
+	ns := env.NewTenant(t)
 	empty := t.TempDir()
 	env.StopServer()
 	t.Cleanup(func() {
@@ -29,14 +29,14 @@ func TestMissingBinaries(t *testing.T) {
 	if err := env.StartServer(ctx, "--kube-bin-dir="+empty); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cs.ContainerserviceV1alpha1().Clusters(ns).Create(ctx, newCluster("nobin", ns), metav1.CreateOptions{}); err != nil {
+	if _, err := env.CS.ContainerserviceV1alpha1().Clusters(ns).Create(ctx, newCluster("nobin", ns), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = cs.ContainerserviceV1alpha1().Clusters(ns).Delete(context.Background(), "nobin", metav1.DeleteOptions{})
+		_ = env.CS.ContainerserviceV1alpha1().Clusters(ns).Delete(context.Background(), "nobin", metav1.DeleteOptions{})
 	})
 	eventually(ctx, t, "the cluster fails saying what to do", func() (bool, error) {
-		c, err := cs.ContainerserviceV1alpha1().Clusters(ns).Get(ctx, "nobin", metav1.GetOptions{})
+		c, err := env.CS.ContainerserviceV1alpha1().Clusters(ns).Get(ctx, "nobin", metav1.GetOptions{})
 		if err != nil {
 			return false, err
 		}

@@ -21,10 +21,10 @@ import (
 // the outage, and the supervisor must bring it back.
 func TestKilledComponentIsRestarted(t *testing.T) {
 	ctx := testContext(t, 4*time.Minute)
-	ns := newTenant(t)
+	ns := env.NewTenant(t)
 	createReady(ctx, t, newCluster("heal", ns))
 	t.Cleanup(func() {
-		_ = cs.ContainerserviceV1alpha1().Clusters(ns).Delete(context.Background(), "heal", metav1.DeleteOptions{})
+		_ = env.CS.ContainerserviceV1alpha1().Clusters(ns).Delete(context.Background(), "heal", metav1.DeleteOptions{})
 	})
 
 	pid := pidOf(t, ns, "heal", "kube-apiserver")
@@ -47,12 +47,12 @@ func TestKilledComponentIsRestarted(t *testing.T) {
 // recovers once the port is free.
 func TestServerRestartKeepsClusters(t *testing.T) {
 	ctx := testContext(t, 5*time.Minute)
-	ns := newTenant(t)
+	ns := env.NewTenant(t)
 	createReady(ctx, t, newCluster("keep", ns))
 	t.Cleanup(func() {
-		_ = cs.ContainerserviceV1alpha1().Clusters(ns).Delete(context.Background(), "keep", metav1.DeleteOptions{})
+		_ = env.CS.ContainerserviceV1alpha1().Clusters(ns).Delete(context.Background(), "keep", metav1.DeleteOptions{})
 	})
-	_, cfg := adminKubeconfig(ctx, t, cs, ns, "keep", 3600)
+	_, cfg := adminKubeconfig(ctx, t, env.CS, ns, "keep", 3600)
 	inside := kubernetes.NewForConfigOrDie(cfg)
 	if _, err := inside.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: "survivor"}, Data: map[string]string{"k": "v"}}, metav1.CreateOptions{}); err != nil {
@@ -76,7 +76,7 @@ func TestServerRestartKeepsClusters(t *testing.T) {
 	}
 	c := waitCondition(ctx, t, ns, "keep", "APIServerReady", metav1.ConditionFalse)
 	eventually(ctx, t, "the condition names the port clash", func() (bool, error) {
-		c, _ = cs.ContainerserviceV1alpha1().Clusters(ns).Get(ctx, "keep", metav1.GetOptions{})
+		c, _ = env.CS.ContainerserviceV1alpha1().Clusters(ns).Get(ctx, "keep", metav1.GetOptions{})
 		for _, cond := range c.Status.Conditions {
 			if cond.Type == "APIServerReady" && strings.Contains(cond.Message, "address already in use") {
 				return true, nil
@@ -109,10 +109,10 @@ func pidOf(t *testing.T, ns, name, binary string) int {
 // once the data is restored.
 func TestEtcdThatWillNotStart(t *testing.T) {
 	ctx := testContext(t, 5*time.Minute)
-	ns := newTenant(t)
+	ns := env.NewTenant(t)
 	createReady(ctx, t, newCluster("broken", ns))
 	t.Cleanup(func() {
-		_ = cs.ContainerserviceV1alpha1().Clusters(ns).Delete(context.Background(), "broken", metav1.DeleteOptions{})
+		_ = env.CS.ContainerserviceV1alpha1().Clusters(ns).Delete(context.Background(), "broken", metav1.DeleteOptions{})
 	})
 
 	env.StopServer()
@@ -128,7 +128,7 @@ func TestEtcdThatWillNotStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(ctx, t, "EtcdReady explains that etcd exits", func() (bool, error) {
-		c, err := cs.ContainerserviceV1alpha1().Clusters(ns).Get(ctx, "broken", metav1.GetOptions{})
+		c, err := env.CS.ContainerserviceV1alpha1().Clusters(ns).Get(ctx, "broken", metav1.GetOptions{})
 		if err != nil {
 			return false, err
 		}

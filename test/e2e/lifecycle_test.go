@@ -21,8 +21,8 @@ import (
 // get an admin kubeconfig, look inside, delete, and find no trace left.
 func TestClusterLifecycle(t *testing.T) {
 	ctx := testContext(t, 5*time.Minute)
-	ns := newTenant(t)
-	if _, err := cs.ContainerserviceV1alpha1().Clusters(ns).Create(ctx, newCluster("prod", ns), metav1.CreateOptions{}); err != nil {
+	ns := env.NewTenant(t)
+	if _, err := env.CS.ContainerserviceV1alpha1().Clusters(ns).Create(ctx, newCluster("prod", ns), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -31,7 +31,7 @@ func TestClusterLifecycle(t *testing.T) {
 	}
 	t.Logf("cluster Ready %s after create", time.Since(start).Round(100*time.Millisecond))
 
-	c, err := cs.ContainerserviceV1alpha1().Clusters(ns).Get(ctx, "prod", metav1.GetOptions{})
+	c, err := env.CS.ContainerserviceV1alpha1().Clusters(ns).Get(ctx, "prod", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestClusterLifecycle(t *testing.T) {
 		t.Errorf("kubectl get clusters: %q %v", out, err)
 	}
 
-	kubeconfig, _ := adminKubeconfig(ctx, t, cs, ns, "prod", 3600)
+	kubeconfig, _ := adminKubeconfig(ctx, t, env.CS, ns, "prod", 3600)
 	out, err := env.KubectlAs(ctx, kubeconfig, nil, "get", "ns", "-o", "name")
 	if err != nil {
 		t.Fatalf("kubectl get ns inside the cluster: %v", err)
@@ -141,8 +141,8 @@ func hasCondition(c *v1alpha1.Cluster, t string, s metav1.ConditionStatus) bool 
 // with a message saying so, not silently ignored.
 func TestVersionChangeIsRefused(t *testing.T) {
 	ctx := testContext(t, time.Minute)
-	ns := newTenant(t)
-	api := cs.ContainerserviceV1alpha1().Clusters(ns)
+	ns := env.NewTenant(t)
+	api := env.CS.ContainerserviceV1alpha1().Clusters(ns)
 	if _, err := api.Create(ctx, newCluster("v", ns), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

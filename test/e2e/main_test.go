@@ -12,12 +12,8 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -27,57 +23,10 @@ import (
 	"github.com/ucloudstack/containerservice/test/framework"
 )
 
-var (
-	env  *framework.Env
-	kube kubernetes.Interface
-	cs   versioned.Interface
-)
+var env *framework.Env
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	defer cancel()
-	var err error
-	if env, err = framework.Start(ctx, stack.Config{Progress: os.Stderr}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer env.Stop()
-	if kube, err = kubernetes.NewForConfig(env.AdminConfig); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if cs, err = versioned.NewForConfig(env.AdminConfig); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	code := m.Run()
-	if code != 0 {
-		if log, err := os.ReadFile(env.ServerLog()); err == nil && len(log) > 0 {
-			fmt.Fprintf(os.Stderr, "--- end of containerservice-apiserver log:\n%s\n", tail(string(log), 8000))
-		}
-	}
-	return code
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
-
-// newTenant creates a namespace of the host (a tenant) for one test.
-func newTenant(t *testing.T) string {
-	t.Helper()
-	name := "t-" + rand.String(6)
-	if _, err := kube.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create tenant namespace: %v", err)
-	}
-	return name
+	os.Exit(framework.Main(m, stack.Config{}, &env))
 }
 
 func testContext(t *testing.T, d time.Duration) context.Context {
@@ -112,7 +61,7 @@ func newCluster(name, ns string) *v1alpha1.Cluster {
 // createReady creates a cluster and waits until its Ready condition is True.
 func createReady(ctx context.Context, t *testing.T, c *v1alpha1.Cluster) *v1alpha1.Cluster {
 	t.Helper()
-	if _, err := cs.ContainerserviceV1alpha1().Clusters(c.Namespace).Create(ctx, c, metav1.CreateOptions{}); err != nil {
+	if _, err := env.CS.ContainerserviceV1alpha1().Clusters(c.Namespace).Create(ctx, c, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create cluster %s: %v", c.Name, err)
 	}
 	return waitCondition(ctx, t, c.Namespace, c.Name, "Ready", metav1.ConditionTrue)
@@ -124,7 +73,7 @@ func waitCondition(ctx context.Context, t *testing.T, ns, name, condition string
 	var got *v1alpha1.Cluster
 	eventually(ctx, t, fmt.Sprintf("cluster %s/%s %s=%s", ns, name, condition, status), func() (bool, error) {
 		var err error
-		got, err = cs.ContainerserviceV1alpha1().Clusters(ns).Get(ctx, name, metav1.GetOptions{})
+		got, err = env.CS.ContainerserviceV1alpha1().Clusters(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, err
 		}
@@ -169,5 +118,3 @@ func clusterPorts(t *testing.T, ns, name string) map[string]int {
 	}
 	return ports
 }
-
-func isNotFound(err error) bool { return apierrors.IsNotFound(err) }

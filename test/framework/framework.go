@@ -12,8 +12,16 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/ucloudstack/containerservice/cmd/containerservice-local/stack"
+	"github.com/ucloudstack/containerservice/pkg/generated/clientset/versioned"
 )
 
 // Env is a running stack and what to clean up after it.
@@ -21,7 +29,50 @@ type Env struct {
 	*stack.Stack
 	// Root is the repository's top directory.
 	Root string
+	// Kube and CS are the host administrator's clients: core and containerservice.
+	Kube kubernetes.Interface
+	CS   versioned.Interface
 	tmp  string
+}
+
+// Main is a test package's TestMain: it starts a stack with cfg, stores it in *env, runs
+// the tests, prints the end of the server's log when one failed, stops the stack and
+// returns the exit code.
+func Main(m *testing.M, cfg stack.Config, env **Env) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	if cfg.Progress == nil {
+		cfg.Progress = os.Stderr
+	}
+	e, err := Start(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer e.Stop()
+	*env = e
+	code := m.Run()
+	if code != 0 {
+		if log, err := os.ReadFile(e.ServerLog()); err == nil {
+			const tail = 8000
+			if len(log) > tail {
+				log = log[len(log)-tail:]
+			}
+			fmt.Fprintf(os.Stderr, "--- end of containerservice-apiserver log:\n%s\n", log)
+		}
+	}
+	return code
+}
+
+// NewTenant creates a namespace of the host (a tenant) for one test.
+func (e *Env) NewTenant(t testing.TB) string {
+	t.Helper()
+	name := "t-" + rand.String(6)
+	_, err := e.Kube.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create tenant namespace: %v", err)
+	}
+	return name
 }
 
 // Start brings up a stack with cfg (BinDir, ServerBinary and StateDir are filled in).
@@ -50,7 +101,15 @@ func Start(ctx context.Context, cfg stack.Config) (*Env, error) {
 		os.RemoveAll(tmp)
 		return nil, fmt.Errorf("start the stack: %w", err)
 	}
-	return &Env{Stack: s, Root: root, tmp: tmp}, nil
+	env := &Env{Stack: s, Root: root, tmp: tmp}
+	if env.Kube, err = kubernetes.NewForConfig(s.AdminConfig); err == nil {
+		env.CS, err = versioned.NewForConfig(s.AdminConfig)
+	}
+	if err != nil {
+		env.Stop()
+		return nil, err
+	}
+	return env, nil
 }
 
 // Stop stops every process and removes the state directory.

@@ -21,8 +21,8 @@ func cluster(name, ns string) *v1alpha1.Cluster {
 }
 
 func TestClusterCRUDWithDefaults(t *testing.T) {
-	ctx, ns := testContext(t), newTenant(t)
-	clusters := cs.ContainerserviceV1alpha1().Clusters(ns)
+	ctx, ns := testContext(t), env.NewTenant(t)
+	clusters := env.CS.ContainerserviceV1alpha1().Clusters(ns)
 
 	created, err := clusters.Create(ctx, cluster("prod", ns), metav1.CreateOptions{})
 	if err != nil {
@@ -74,8 +74,8 @@ func TestClusterCRUDWithDefaults(t *testing.T) {
 }
 
 func TestAllKindsAndFieldSelectors(t *testing.T) {
-	ctx, ns := testContext(t), newTenant(t)
-	api := cs.ContainerserviceV1alpha1()
+	ctx, ns := testContext(t), env.NewTenant(t)
+	api := env.CS.ContainerserviceV1alpha1()
 	for _, n := range []struct{ name, cluster string }{{"prod-1", "prod"}, {"prod-2", "prod"}, {"dev-1", "dev"}} {
 		_, err := api.Nodes(ns).Create(ctx, &v1alpha1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.name},
 			Spec: v1alpha1.NodeSpec{ClusterName: n.cluster}}, metav1.CreateOptions{})
@@ -125,8 +125,8 @@ func TestAllKindsAndFieldSelectors(t *testing.T) {
 }
 
 func TestWatchSeesEveryChange(t *testing.T) {
-	ctx, ns := testContext(t), newTenant(t)
-	clusters := cs.ContainerserviceV1alpha1().Clusters(ns)
+	ctx, ns := testContext(t), env.NewTenant(t)
+	clusters := env.CS.ContainerserviceV1alpha1().Clusters(ns)
 	w, err := clusters.Watch(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatalf("watch: %v", err)
@@ -158,8 +158,8 @@ func TestWatchSeesEveryChange(t *testing.T) {
 }
 
 func TestStatusOnlyThroughTheSubresource(t *testing.T) {
-	ctx, ns := testContext(t), newTenant(t)
-	clusters := cs.ContainerserviceV1alpha1().Clusters(ns)
+	ctx, ns := testContext(t), env.NewTenant(t)
+	clusters := env.CS.ContainerserviceV1alpha1().Clusters(ns)
 	c, err := clusters.Create(ctx, cluster("s", ns), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -196,8 +196,8 @@ func TestStatusOnlyThroughTheSubresource(t *testing.T) {
 }
 
 func TestServerSideApply(t *testing.T) {
-	ctx, ns := testContext(t), newTenant(t)
-	clusters := cs.ContainerserviceV1alpha1().Clusters(ns)
+	ctx, ns := testContext(t), env.NewTenant(t)
+	clusters := env.CS.ContainerserviceV1alpha1().Clusters(ns)
 	owner := metav1.ApplyOptions{FieldManager: "tenant", Force: true}
 
 	applied, err := clusters.Apply(ctx, applyv1alpha1.Cluster("ssa", ns).
@@ -251,11 +251,11 @@ func TestServerSideApply(t *testing.T) {
 }
 
 func TestInvalidObjectNamesTheField(t *testing.T) {
-	ctx, ns := testContext(t), newTenant(t)
+	ctx, ns := testContext(t), env.NewTenant(t)
 	bad := cluster("bad", ns)
 	bad.Spec.Network = v1alpha1.ClusterNetwork{PodCIDRs: []string{"10.96.0.0/16"}, ServiceCIDRs: []string{"10.96.0.0/12"}}
 	bad.Spec.Administrators = []v1alpha1.Subject{{Kind: v1alpha1.SubjectKindGroup, Name: "system:masters"}}
-	_, err := cs.ContainerserviceV1alpha1().Clusters(ns).Create(ctx, bad, metav1.CreateOptions{})
+	_, err := env.CS.ContainerserviceV1alpha1().Clusters(ns).Create(ctx, bad, metav1.CreateOptions{})
 	if !apierrors.IsInvalid(err) {
 		t.Fatalf("create: %v, want Invalid", err)
 	}
@@ -268,14 +268,14 @@ func TestInvalidObjectNamesTheField(t *testing.T) {
 			t.Errorf("error does not name %s: %v", f, err)
 		}
 	}
-	if list, _ := cs.ContainerserviceV1alpha1().Clusters(ns).List(ctx, metav1.ListOptions{}); len(list.Items) != 0 {
+	if list, _ := env.CS.ContainerserviceV1alpha1().Clusters(ns).List(ctx, metav1.ListOptions{}); len(list.Items) != 0 {
 		t.Errorf("a refused cluster was stored")
 	}
 }
 
 func TestOpenAPIAndHealth(t *testing.T) {
 	ctx := testContext(t)
-	v3, err := kube.Discovery().RESTClient().Get().AbsPath("/openapi/v3/apis/containerservice.ucloudstack.io/v1alpha1").DoRaw(ctx)
+	v3, err := env.Kube.Discovery().RESTClient().Get().AbsPath("/openapi/v3/apis/containerservice.ucloudstack.io/v1alpha1").DoRaw(ctx)
 	if err != nil {
 		t.Fatalf("OpenAPI v3 through the aggregator: %v", err)
 	}
@@ -292,7 +292,7 @@ func TestOpenAPIAndHealth(t *testing.T) {
 			t.Errorf("OpenAPI v3 lacks %s", kind)
 		}
 	}
-	v2, err := kube.Discovery().RESTClient().Get().AbsPath("/openapi/v2").DoRaw(ctx)
+	v2, err := env.Kube.Discovery().RESTClient().Get().AbsPath("/openapi/v2").DoRaw(ctx)
 	if err != nil || !strings.Contains(string(v2), "io.ucloudstack.containerservice.v1alpha1.ClusterSpec") {
 		t.Errorf("aggregated OpenAPI v2 lacks our types: %v", err)
 	}

@@ -14,8 +14,8 @@ import (
 // cluster's proxy path on the host, the host's CA, an OIDC login and no secret; and that
 // only tenant roles that may use the proxy get one.
 func TestUserKubeconfig(t *testing.T) {
-	ctx, ns := testContext(t), newTenant(t)
-	if _, err := cs.ContainerserviceV1alpha1().Clusters(ns).Create(ctx, cluster("prod", ns), metav1.CreateOptions{}); err != nil {
+	ctx, ns := testContext(t), env.NewTenant(t)
+	if _, err := env.CS.ContainerserviceV1alpha1().Clusters(ns).Create(ctx, cluster("prod", ns), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	kubectl(t, "create", "rolebinding", "dora-member", "-n", ns, "--clusterrole=containerservice:tenant-member", "--user=dora")
@@ -54,7 +54,7 @@ func TestUserKubeconfig(t *testing.T) {
 	if _, err := vic.ContainerserviceV1alpha1().Clusters(ns).GetKubeconfig(ctx, "prod", metav1.GetOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("a viewer gets a kubeconfig: %v, want Forbidden", err)
 	}
-	if _, err := cs.ContainerserviceV1alpha1().Clusters(ns).GetKubeconfig(ctx, "nope", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+	if _, err := env.CS.ContainerserviceV1alpha1().Clusters(ns).GetKubeconfig(ctx, "nope", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("kubeconfig of a missing cluster: %v, want NotFound", err)
 	}
 	out := kubectl(t, "get", "--raw", "/apis/containerservice.ucloudstack.io/v1alpha1/namespaces/"+ns+"/clusters/prod/kubeconfig")

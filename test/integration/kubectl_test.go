@@ -40,7 +40,7 @@ func directClient(t *testing.T) *rest.RESTClient {
 }
 
 func TestKubectlGetShowsColumns(t *testing.T) {
-	ns := newTenant(t)
+	ns := env.NewTenant(t)
 	for _, f := range []string{"cluster", "node", "plugin", "project"} {
 		data, err := os.ReadFile(filepath.Join(env.Root, "artifacts", "examples", f+".yaml"))
 		if err != nil {
@@ -115,7 +115,7 @@ func TestKubectlExplain(t *testing.T) {
 }
 
 func TestKubectlRefusesBadInputNamingTheField(t *testing.T) {
-	ns := newTenant(t)
+	ns := env.NewTenant(t)
 	manifest := `apiVersion: containerservice.ucloudstack.io/v1alpha1
 kind: Cluster
 metadata: {name: bad, namespace: ` + ns + `}
@@ -159,9 +159,9 @@ func userKubeconfig(t *testing.T, user string) (string, versioned.Interface) {
 
 func TestTenantRolesIsolateTenants(t *testing.T) {
 	ctx := testContext(t)
-	a, b := newTenant(t), newTenant(t)
+	a, b := env.NewTenant(t), env.NewTenant(t)
 	for _, ns := range []string{a, b} {
-		if _, err := cs.ContainerserviceV1alpha1().Clusters(ns).Create(ctx, cluster("c", ns), metav1.CreateOptions{}); err != nil {
+		if _, err := env.CS.ContainerserviceV1alpha1().Clusters(ns).Create(ctx, cluster("c", ns), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -195,7 +195,7 @@ func TestTenantRolesIsolateTenants(t *testing.T) {
 	if _, err := alice.ContainerserviceV1alpha1().Clusters(a).Create(ctx, cluster("mine", a), metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("member creates a cluster: %v, want Forbidden", err)
 	}
-	c, _ := cs.ContainerserviceV1alpha1().Clusters(a).Get(ctx, "c", metav1.GetOptions{})
+	c, _ := env.CS.ContainerserviceV1alpha1().Clusters(a).Get(ctx, "c", metav1.GetOptions{})
 	c.Status.Phase = "Running"
 	if _, err := bob.ContainerserviceV1alpha1().Clusters(a).UpdateStatus(ctx, c, metav1.UpdateOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("tenant admin writes status: %v, want Forbidden", err)
@@ -208,7 +208,7 @@ func TestTenantRolesIsolateTenants(t *testing.T) {
 	if _, err := bob.ContainerserviceV1alpha1().Clusters(b).Create(ctx, cluster("bobs", b), metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("tenant admin creates in another tenant: %v, want Forbidden", err)
 	}
-	if got, err := cs.ContainerserviceV1alpha1().Clusters(a).Get(ctx, "bobs", metav1.GetOptions{}); err != nil ||
+	if got, err := env.CS.ContainerserviceV1alpha1().Clusters(a).Get(ctx, "bobs", metav1.GetOptions{}); err != nil ||
 		len(got.Spec.Administrators) != 1 || got.Spec.Administrators[0].Name != "bob" {
 		t.Errorf("bob's cluster does not make bob its administrator: %v %v", err, got)
 	}
