@@ -11,6 +11,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
@@ -38,7 +39,7 @@ func TestClusterLifecycle(t *testing.T) {
 	if c.Status.Phase != v1alpha1.ClusterRunning || c.Status.Version != "v1.37.1" || c.Status.ObservedGeneration != c.Generation {
 		t.Errorf("status: phase %s version %s observed %d of %d", c.Status.Phase, c.Status.Version, c.Status.ObservedGeneration, c.Generation)
 	}
-	if !strings.HasPrefix(c.Status.Endpoints.Internal, "https://127.0.0.1:") || c.Status.Endpoints.External == "" {
+	if !strings.HasPrefix(c.Status.Endpoints.Internal, "https://127.0.0.1:") || !strings.HasPrefix(c.Status.Endpoints.External, "https://"+externalHost+":") {
 		t.Errorf("endpoints: %+v", c.Status.Endpoints)
 	}
 	for _, cond := range []string{"EtcdReady", "APIServerReady", "ControllerManagerReady", "SchedulerReady", "Ready"} {
@@ -50,7 +51,19 @@ func TestClusterLifecycle(t *testing.T) {
 		t.Errorf("kubectl get clusters: %q %v", out, err)
 	}
 
-	kubeconfig, _ := adminKubeconfig(ctx, t, env.CS, ns, "prod", 3600)
+	kubeconfig, external := adminKubeconfig(ctx, t, env.CS, ns, "prod", 3600)
+	if external.Host != c.Status.Endpoints.External {
+		t.Errorf("default admin kubeconfig points at %s, want the external endpoint %s", external.Host, c.Status.Endpoints.External)
+	}
+	seconds := int64(600)
+	internal, err := env.CS.ContainerserviceV1alpha1().Clusters(ns).CreateAdminKubeconfig(ctx, "prod", &v1alpha1.AdminKubeconfigRequest{
+		Spec: v1alpha1.AdminKubeconfigRequestSpec{ExpirationSeconds: &seconds, Endpoint: v1alpha1.EndpointInternal}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := clientcmd.RESTConfigFromKubeConfig(internal.Status.Kubeconfig); err != nil || cfg.Host != c.Status.Endpoints.Internal {
+		t.Errorf("internal admin kubeconfig: %v, host %v, want %s", err, cfg, c.Status.Endpoints.Internal)
+	}
 	out, err := env.KubectlAs(ctx, kubeconfig, nil, "get", "ns", "-o", "name")
 	if err != nil {
 		t.Fatalf("kubectl get ns inside the cluster: %v", err)

@@ -25,8 +25,11 @@ import (
 
 var env *framework.Env
 
+const externalHost = "localhost"
+
 func TestMain(m *testing.M) {
-	os.Exit(framework.Main(m, stack.Config{}, &env))
+	// A distinct external host lets the tests tell the two endpoints apart.
+	os.Exit(framework.Main(m, stack.Config{ServerArgs: []string{"--external-host=" + externalHost}}, &env))
 }
 
 func testContext(t *testing.T, d time.Duration) context.Context {
