@@ -66,8 +66,12 @@ type Driver interface {
 	// Ensure creates whatever of the cluster's control plane is missing, starts what is
 	// not running, bootstraps the cluster once its API answers, and reports its health.
 	Ensure(ctx context.Context, c *v1alpha1.Cluster) (*Observation, error)
-	// Delete stops the control plane and removes every trace of it.
-	Delete(ctx context.Context, c *v1alpha1.Cluster) error
+	// Delete stops the control plane of namespace/name and removes every trace of it;
+	// nothing to delete is no error.
+	Delete(ctx context.Context, namespace, name string) error
+	// Known lists "namespace/name" of every cluster the driver holds anything of, so
+	// that leftovers of clusters no longer in the API are found and deleted.
+	Known() ([]string, error)
 	// AdminKubeconfig issues a short-lived client certificate kubeconfig.
 	AdminKubeconfig(ctx context.Context, c *v1alpha1.Cluster, cred Credential) ([]byte, time.Time, error)
 	// RotateCredentials replaces the cluster's client CA, so every credential issued

@@ -64,8 +64,8 @@ func TestCredentialsIsolationAndRotation(t *testing.T) {
 	if err := etcdHealth(t, ns, "a", "a"); err != nil {
 		t.Errorf("cluster a's etcd with its own client certificate: %v", err)
 	}
-	if err := etcdHealth(t, ns, "b", "a"); err == nil {
-		t.Error("cluster b's etcd accepted cluster a's client certificate")
+	if err := etcdHealth(t, ns, "b", "a"); err == nil || !strings.Contains(err.Error(), "tls") {
+		t.Errorf("cluster b's etcd with cluster a's client certificate: %v, want a TLS refusal", err)
 	}
 
 	// Admin kubeconfigs are for callers RBAC allows: a tenant member may not mint one.
@@ -92,13 +92,40 @@ func TestCredentialsIsolationAndRotation(t *testing.T) {
 		t.Errorf("a week-long admin kubeconfig: %v, want Invalid naming spec.expirationSeconds", err)
 	}
 
-	// Rotation: the documented operation is an annotation with a new value.
+	// A tenant admin of another tenant may not mint one either.
+	other := env.NewTenant(t)
+	kubectlOrFail(ctx, t, "create", "rolebinding", "oscar", "-n", other, "--clusterrole=containerservice:tenant-admin", "--user=oscar")
+	oscarCfg, err := env.UserConfig("oscar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	oscar := versioned.NewForConfigOrDie(oscarCfg)
+	eventually(ctx, t, "oscar administers his tenant", func() (bool, error) {
+		_, err := oscar.ContainerserviceV1alpha1().Clusters(other).List(ctx, metav1.ListOptions{})
+		return err == nil, err
+	})
+	_, err = oscar.ContainerserviceV1alpha1().Clusters(ns).CreateAdminKubeconfig(ctx, "a", &v1alpha1.AdminKubeconfigRequest{
+		Spec: v1alpha1.AdminKubeconfigRequestSpec{ExpirationSeconds: &seconds}}, metav1.CreateOptions{})
+	if !apierrors.IsForbidden(err) {
+		t.Errorf("another tenant's admin asks for an admin kubeconfig: %v, want Forbidden", err)
+	}
+
+	// Rotation: the documented operation is an annotation with a new value. Every
+	// component that authenticates with the client CA restarts.
+	before := env.ClusterProcesses(ns, "a")
 	kubectlOrFail(ctx, t, "annotate", "cluster/a", "-n", ns, "--overwrite", clustercontroller.RotateAnnotation+"=r1")
 	eventually(ctx, t, "rotation r1 completes", func() (bool, error) {
 		c, err := env.CS.ContainerserviceV1alpha1().Clusters(ns).Get(ctx, "a", metav1.GetOptions{})
 		return err == nil && c.Status.CredentialsRotation == "r1", err
 	})
 	waitCondition(ctx, t, ns, "a", "Ready", metav1.ConditionTrue)
+	after := env.ClusterProcesses(ns, "a")
+	for pid, binary := range before {
+		restarted := binary == "kube-apiserver" || binary == "kube-controller-manager" || binary == "kube-scheduler"
+		if _, same := after[pid]; same == restarted {
+			t.Errorf("%s (pid %d) restarted: %v, want %v", binary, pid, !same, restarted)
+		}
+	}
 	eventually(ctx, t, "the old admin kubeconfig is refused", func() (bool, error) {
 		err := listNamespaces(ctx, aCfg)
 		return apierrors.IsUnauthorized(err), err

@@ -102,6 +102,15 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	if !cache.WaitForNamedCacheSync("clusters", ctx.Done(), c.synced) {
 		return
 	}
+	// Control planes whose Cluster is gone (deleted while the server was down, or its
+	// finalizer removed by hand) are found here and deleted by reconcile.
+	known, err := c.driver.Known()
+	if err != nil {
+		klog.ErrorS(err, "Cannot list the driver's clusters; leftovers stay until their name is used again")
+	}
+	for _, key := range known {
+		c.queue.Add(key)
+	}
 	for range workers {
 		go wait.UntilWithContext(ctx, c.worker, time.Second)
 	}
@@ -159,7 +168,8 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 	}
 	cached, err := c.lister.Clusters(ns).Get(name)
 	if apierrors.IsNotFound(err) {
-		return 0, nil
+		// Normally the finalizer has seen to this already; if not, nothing may be left.
+		return 0, c.driver.Delete(ctx, ns, name)
 	}
 	if err != nil {
 		return 0, err
@@ -177,7 +187,7 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 				return 0, err
 			}
 		}
-		if err := c.driver.Delete(ctx, cl); err != nil {
+		if err := c.driver.Delete(ctx, ns, name); err != nil {
 			return 0, fmt.Errorf("delete the control plane of %s: %w", key, err)
 		}
 		cl.Finalizers = slices.DeleteFunc(cl.Finalizers, func(f string) bool { return f == Finalizer })
@@ -195,6 +205,8 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 		if token := cl.Annotations[RotateAnnotation]; token != "" && token != cl.Status.CredentialsRotation {
 			if ensureErr = c.driver.RotateCredentials(ctx, cl); ensureErr == nil {
 				cl.Status.CredentialsRotation = token
+				// Report the components as they are now, restarting, not as they were.
+				obs, ensureErr = c.driver.Ensure(ctx, cl)
 			}
 		}
 	}

@@ -21,11 +21,15 @@ const (
 )
 
 // maxReadable bounds the readable part of a name; with the "u-" prefix and the hash it
-// stays well inside a DNS label (63).
+// stays well inside a ServiceAccount name (a DNS subdomain, 253).
 const maxReadable = 40
 
+// hashHexDigits keeps 128 bits of the username's SHA-256: nobody can search for another
+// username that lands on an administrator's ServiceAccount.
+const hashHexDigits = 32
+
 // ServiceAccountName returns the ServiceAccount of a username: "u-", a readable
-// lower-case rendering of the name, and 10 hex digits of its SHA-256. The hash keeps
+// lower-case rendering of the name, and 32 hex digits of its SHA-256. The hash keeps
 // names that render alike ("Alice" and "alice", "a.b" and "a-b") apart.
 func ServiceAccountName(username string) string {
 	var b strings.Builder
@@ -44,7 +48,7 @@ func ServiceAccountName(username string) string {
 	}
 	readable := strings.TrimRight(b.String(), "-")
 	sum := sha256.Sum256([]byte(username))
-	hash := hex.EncodeToString(sum[:])[:10]
+	hash := hex.EncodeToString(sum[:])[:hashHexDigits]
 	if readable == "" {
 		return "u-" + hash
 	}

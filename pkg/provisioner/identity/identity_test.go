@@ -15,8 +15,8 @@ func TestServiceAccountName(t *testing.T) {
 	seen := map[string]string{}
 	for _, n := range names {
 		sa := ServiceAccountName(n)
-		if errs := validation.IsDNS1123Label(sa); len(errs) > 0 {
-			t.Errorf("%q -> %q is not a DNS label: %v", n, sa, errs)
+		if errs := validation.IsDNS1123Subdomain(sa); len(errs) > 0 {
+			t.Errorf("%q -> %q is not a valid ServiceAccount name: %v", n, sa, errs)
 		}
 		if other, ok := seen[sa]; ok {
 			t.Errorf("%q and %q both map to %q", n, other, sa)

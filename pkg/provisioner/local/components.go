@@ -20,7 +20,8 @@ const componentGOGC = 50
 const apiserverStopGrace = 5 * time.Second
 
 // components returns the four processes of a cluster's control plane, in start order.
-func components(binDir string, l layout, c *v1alpha1.Cluster, ports map[string]int) map[string]supervisor.Component {
+// kube-apiserver listens on bindAddress; every other component on loopback only.
+func components(binDir string, l layout, c *v1alpha1.Cluster, ports map[string]int, bindAddress string) map[string]supervisor.Component {
 	url := func(port string) string { return "https://127.0.0.1:" + strconv.Itoa(ports[port]) }
 	p := l.pki
 	services := strings.Join(c.Spec.Network.ServiceCIDRs, ",")
@@ -49,7 +50,7 @@ func components(binDir string, l layout, c *v1alpha1.Cluster, ports map[string]i
 		provisioner.APIServer: {Name: "kube-apiserver", Binary: bin("kube-apiserver"), LogDir: l.logs(), Env: gc, StopGrace: apiserverStopGrace, Args: []string{
 			"--etcd-servers=" + url(portEtcdClient),
 			"--etcd-cafile=" + p("etcd-ca.crt"), "--etcd-certfile=" + p("apiserver-etcd-client.crt"), "--etcd-keyfile=" + p("apiserver-etcd-client.key"),
-			"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=" + strconv.Itoa(ports[portAPIServer]),
+			"--bind-address=" + bindAddress, "--advertise-address=127.0.0.1", "--secure-port=" + strconv.Itoa(ports[portAPIServer]),
 			"--tls-cert-file=" + p("apiserver.crt"), "--tls-private-key-file=" + p("apiserver.key"),
 			"--client-ca-file=" + p("client-ca.crt"),
 			"--kubelet-client-certificate=" + p("apiserver-kubelet-client.crt"), "--kubelet-client-key=" + p("apiserver-kubelet-client.key"),
@@ -75,7 +76,17 @@ func components(binDir string, l layout, c *v1alpha1.Cluster, ports map[string]i
 			"--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(ports[portKCM]),
 			"--tls-cert-file=" + p("controller-manager-serving.crt"), "--tls-private-key-file=" + p("controller-manager-serving.key"),
 			"--client-ca-file=" + p("client-ca.crt"),
-			"--cluster-signing-cert-file=" + p("ca.crt"), "--cluster-signing-key-file=" + p("ca.key"),
+			// Client certificates from the CSR API (users', kubelets') come from the CA
+			// kube-apiserver trusts for clients, so that rotation revokes them too;
+			// serving certificates from the cluster CA.
+			"--cluster-signing-kube-apiserver-client-cert-file=" + p("client-ca.crt"),
+			"--cluster-signing-kube-apiserver-client-key-file=" + p("client-ca.key"),
+			"--cluster-signing-kubelet-client-cert-file=" + p("client-ca.crt"),
+			"--cluster-signing-kubelet-client-key-file=" + p("client-ca.key"),
+			"--cluster-signing-kubelet-serving-cert-file=" + p("ca.crt"),
+			"--cluster-signing-kubelet-serving-key-file=" + p("ca.key"),
+			"--cluster-signing-legacy-unknown-cert-file=" + p("ca.crt"),
+			"--cluster-signing-legacy-unknown-key-file=" + p("ca.key"),
 			"--root-ca-file=" + p("ca.crt"),
 			"--service-account-private-key-file=" + p("sa.key"),
 			"--use-service-account-credentials=true",

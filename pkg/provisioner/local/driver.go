@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -52,17 +53,27 @@ type Driver struct {
 	// clusters holds the running control planes by namespace/name.
 	clusters map[string]*instance
 	changes  chan string
+	// closed is set by Shutdown: no control plane starts after it.
+	closed bool
 }
 
 // instance is one cluster's running control plane.
 type instance struct {
+	// uid is the UID of the Cluster object the control plane belongs to.
+	uid        string
 	layout     layout
 	ports      map[string]int
 	certs      *certs
 	components map[string]*supervisor.Supervised
-	// bootstrapped is the generation whose administrators are applied in the cluster.
-	bootstrapped int64
+	// bootstrapped is the generation whose administrators are applied in the cluster, and
+	// bootstrappedAt when; the platform's objects are applied again after a spec change
+	// and every rebootstrapEvery, which repairs whatever someone changed inside.
+	bootstrapped   int64
+	bootstrappedAt time.Time
 }
+
+// rebootstrapEvery is how often the platform's objects in a user cluster are re-applied.
+const rebootstrapEvery = 5 * time.Minute
 
 var _ provisioner.Driver = &Driver{}
 
@@ -83,10 +94,22 @@ func New(cfg Config) *Driver {
 	return d
 }
 
+// bindAddress is where kube-apiservers listen: loopback while users reach clusters on
+// loopback, every interface once the external host is another address.
+func (d *Driver) bindAddress() string {
+	if d.cfg.ExternalHost == "localhost" {
+		return "127.0.0.1"
+	}
+	if ip := net.ParseIP(d.cfg.ExternalHost); ip != nil && ip.IsLoopback() {
+		return "127.0.0.1"
+	}
+	return "0.0.0.0"
+}
+
 func key(c *v1alpha1.Cluster) string { return c.Namespace + "/" + c.Name }
 
-func (d *Driver) layout(c *v1alpha1.Cluster) layout {
-	return layout{dir: filepath.Join(d.cfg.DataDir, "clusters", c.Namespace, c.Name)}
+func (d *Driver) layout(namespace, name string) layout {
+	return layout{dir: filepath.Join(d.cfg.DataDir, "clusters", namespace, name)}
 }
 
 // binDir returns the binaries of the cluster's version or says what is missing.
@@ -115,12 +138,24 @@ func (d *Driver) Ensure(ctx context.Context, c *v1alpha1.Cluster) (*provisioner.
 	if err != nil {
 		return nil, err
 	}
+	if stale := d.staleUID(c); stale != "" {
+		// A control plane left by an earlier Cluster of the same name (its finalizer
+		// removed by hand, say) must never be handed to this one: its data and CAs are
+		// someone else's.
+		klog.InfoS("Removing the control plane of an earlier cluster of the same name", "cluster", key(c), "uid", stale)
+		if err := d.Delete(ctx, c.Namespace, c.Name); err != nil {
+			return nil, err
+		}
+	}
 	inst, err := d.start(c, bin)
 	if err != nil {
 		return nil, err
 	}
 	obs := d.observe(ctx, inst, c)
-	if obs.Components[provisioner.APIServer].Healthy && inst.bootstrapped != c.Generation {
+	d.mu.Lock()
+	due := inst.bootstrapped != c.Generation || time.Since(inst.bootstrappedAt) > rebootstrapEvery
+	d.mu.Unlock()
+	if obs.Components[provisioner.APIServer].Healthy && due {
 		cfg, err := restConfig(inst.layout.kubeconfig("driver"))
 		if err != nil {
 			return obs, err
@@ -133,10 +168,26 @@ func (d *Driver) Ensure(ctx context.Context, c *v1alpha1.Cluster) (*provisioner.
 			return obs, fmt.Errorf("bootstrap cluster %s: %w", key(c), err)
 		}
 		d.mu.Lock()
-		inst.bootstrapped = c.Generation
+		inst.bootstrapped, inst.bootstrappedAt = c.Generation, time.Now()
 		d.mu.Unlock()
 	}
 	return obs, nil
+}
+
+// staleUID returns the UID of another Cluster whose control plane (running or on disk)
+// holds this cluster's name, or "".
+func (d *Driver) staleUID(c *v1alpha1.Cluster) string {
+	d.mu.Lock()
+	inst := d.clusters[key(c)]
+	d.mu.Unlock()
+	uid := d.layout(c.Namespace, c.Name).uid()
+	if inst != nil {
+		uid = inst.uid
+	}
+	if uid != "" && uid != string(c.UID) {
+		return uid
+	}
+	return ""
 }
 
 // start creates the cluster's directory, ports and PKI when missing and supervises its
@@ -144,11 +195,17 @@ func (d *Driver) Ensure(ctx context.Context, c *v1alpha1.Cluster) (*provisioner.
 func (d *Driver) start(c *v1alpha1.Cluster, bin string) (*instance, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.closed {
+		return nil, errors.New("the driver is shutting down")
+	}
 	if inst, ok := d.clusters[key(c)]; ok {
 		return inst, nil
 	}
-	l := d.layout(c)
+	l := d.layout(c.Namespace, c.Name)
 	if err := l.create(); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(l.uidFile(), []byte(c.UID), 0o600); err != nil {
 		return nil, err
 	}
 	ports, err := d.ports.ports(l)
@@ -159,11 +216,11 @@ func (d *Driver) start(c *v1alpha1.Cluster, bin string) (*instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("PKI of %s: %w", key(c), err)
 	}
-	if err := writeLeafCerts(l, crts, ports); err != nil {
+	if err := writeLeafCerts(l, crts, ports, d.cfg.ExternalHost); err != nil {
 		return nil, fmt.Errorf("certificates of %s: %w", key(c), err)
 	}
-	inst := &instance{layout: l, ports: ports, certs: crts, components: map[string]*supervisor.Supervised{}}
-	specs := components(bin, l, c, ports)
+	inst := &instance{uid: string(c.UID), layout: l, ports: ports, certs: crts, components: map[string]*supervisor.Supervised{}}
+	specs := components(bin, l, c, ports, d.bindAddress())
 	k := key(c)
 	for _, name := range provisioner.Components {
 		spec := specs[name]
@@ -255,40 +312,70 @@ func probe(ctx context.Context, url, caFile, certFile, keyFile string) error {
 }
 
 // Delete stops the control plane and removes the cluster's directory and ports.
-func (d *Driver) Delete(_ context.Context, c *v1alpha1.Cluster) error {
+func (d *Driver) Delete(_ context.Context, namespace, name string) error {
+	k := namespace + "/" + name
 	d.mu.Lock()
-	inst := d.clusters[key(c)]
-	delete(d.clusters, key(c))
+	if d.closed {
+		// Shutdown is stopping the processes; removing their files now would pull the
+		// floor from under them. The controller retries after the next start.
+		d.mu.Unlock()
+		return errors.New("the driver is shutting down")
+	}
+	inst := d.clusters[k]
+	delete(d.clusters, k)
 	d.mu.Unlock()
 	if inst != nil {
 		inst.stop()
-		d.mu.Lock()
-		d.ports.release(inst.ports)
-		d.mu.Unlock()
 	}
-	l := d.layout(c)
+	l := d.layout(namespace, name)
+	ports, err := readPorts(l)
+	if err != nil {
+		return err
+	}
 	if err := os.RemoveAll(l.dir); err != nil {
 		return fmt.Errorf("remove %s: %w", l.dir, err)
 	}
+	d.mu.Lock()
+	d.ports.release(ports)
+	d.mu.Unlock()
 	// The namespace directory goes too once its last cluster is gone.
 	_ = os.Remove(filepath.Dir(l.dir))
-	klog.InfoS("Deleted control plane", "cluster", key(c))
+	klog.InfoS("Deleted control plane", "cluster", k)
 	return nil
+}
+
+// Known lists the clusters that have a directory.
+func (d *Driver) Known() ([]string, error) {
+	dirs, err := filepath.Glob(filepath.Join(d.cfg.DataDir, "clusters", "*", "*"))
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(dirs))
+	for _, dir := range dirs {
+		keys = append(keys, filepath.Base(filepath.Dir(dir))+"/"+filepath.Base(dir))
+	}
+	return keys, nil
 }
 
 // AdminKubeconfig issues a client certificate for cred from the cluster's client CA.
 func (d *Driver) AdminKubeconfig(_ context.Context, c *v1alpha1.Cluster, cred provisioner.Credential) ([]byte, time.Time, error) {
 	d.mu.Lock()
 	inst := d.clusters[key(c)]
+	var crts certs
+	var port int
+	if inst != nil {
+		// Copied under the lock: a rotation replaces the client CA.
+		crts, port = *inst.certs, inst.ports[portAPIServer]
+	}
 	d.mu.Unlock()
-	if inst == nil {
+	if inst == nil || inst.uid != string(c.UID) {
 		return nil, time.Time{}, errors.New("the cluster's control plane is not running yet")
 	}
-	server := "https://127.0.0.1:" + strconv.Itoa(inst.ports[portAPIServer])
+	server := "https://127.0.0.1:" + strconv.Itoa(port)
 	if cred.External {
-		server = "https://" + d.cfg.ExternalHost + ":" + strconv.Itoa(inst.ports[portAPIServer])
+		server = "https://" + d.cfg.ExternalHost + ":" + strconv.Itoa(port)
 	}
-	data, err := kubeconfig(inst.certs, server, cred.User, cred.Groups, cred.TTL)
+	data, err := kubeconfig(&crts, server, cred.User, cred.Groups, cred.TTL)
 	return data, time.Now().Add(cred.TTL), err
 }
 
@@ -304,7 +391,7 @@ func (d *Driver) RotateCredentials(_ context.Context, c *v1alpha1.Cluster) error
 	client, err := pki.CreateCA(filepath.Join(inst.layout.dir, "pki"), "client-ca")
 	if err == nil {
 		inst.certs.client = client
-		err = writeLeafCerts(inst.layout, inst.certs, inst.ports)
+		err = writeLeafCerts(inst.layout, inst.certs, inst.ports, d.cfg.ExternalHost)
 	}
 	d.mu.Unlock()
 	if err != nil {
@@ -325,6 +412,7 @@ func (d *Driver) Changes() <-chan string { return d.changes }
 // Shutdown stops every control plane, keeping data, ports and PKI for the next start.
 func (d *Driver) Shutdown() {
 	d.mu.Lock()
+	d.closed = true
 	insts := d.clusters
 	d.clusters = map[string]*instance{}
 	d.mu.Unlock()

@@ -2,6 +2,8 @@ package local
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
@@ -53,17 +55,18 @@ func TestPortsSurviveRestartsAndNeverCollide(t *testing.T) {
 	if err := second.create(); err != nil {
 		t.Fatal(err)
 	}
+	for name, p := range a {
+		if !d2.ports.taken[p] {
+			t.Errorf("after a restart, %s port %d of a cluster not started yet is not reserved", name, p)
+		}
+	}
 	b, err := d2.ports.ports(second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen := map[int]bool{}
-	for _, p := range a {
-		seen[p] = true
-	}
 	for name, p := range b {
-		if seen[p] {
-			t.Errorf("port %d (%s) given to two clusters", p, name)
+		if p < portRangeFirst || p >= portRangeFirst+portRangeSize {
+			t.Errorf("%s port %d outside %d+%d", name, p, portRangeFirst, portRangeSize)
 		}
 	}
 	again, err := d2.ports.ports(first)
@@ -73,6 +76,96 @@ func TestPortsSurviveRestartsAndNeverCollide(t *testing.T) {
 	for name, p := range a {
 		if again[name] != p {
 			t.Errorf("%s port changed across restarts: %d then %d", name, p, again[name])
+		}
+	}
+}
+
+func TestDeleteReleasesPortsAndForgetsTheCluster(t *testing.T) {
+	data := t.TempDir()
+	d := New(Config{DataDir: data})
+	l := d.layout("acme", "gone")
+	if err := l.create(); err != nil {
+		t.Fatal(err)
+	}
+	ports, err := d.ports.ports(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if known, _ := d.Known(); len(known) != 1 || known[0] != "acme/gone" {
+		t.Errorf("known clusters %v", known)
+	}
+	// Deleted without ever running in this process, as after a restart.
+	if err := d.Delete(context.Background(), "acme", "gone"); err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range ports {
+		if d.ports.taken[p] {
+			t.Errorf("%s port %d still reserved after delete", name, p)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(data, "clusters", "acme")); !os.IsNotExist(err) {
+		t.Errorf("tenant directory left: %v", err)
+	}
+	if known, _ := d.Known(); len(known) != 0 {
+		t.Errorf("known clusters after delete %v", known)
+	}
+	if err := d.Delete(context.Background(), "acme", "gone"); err != nil {
+		t.Errorf("deleting twice: %v", err)
+	}
+}
+
+func TestAnEarlierClusterOfTheSameNameIsStale(t *testing.T) {
+	d := New(Config{DataDir: t.TempDir()})
+	c := &v1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "prod", Namespace: "acme", UID: "new-uid"}}
+	l := d.layout("acme", "prod")
+	if err := l.create(); err != nil {
+		t.Fatal(err)
+	}
+	if stale := d.staleUID(c); stale != "" {
+		t.Errorf("a directory without a uid is stale: %q", stale)
+	}
+	if err := os.WriteFile(l.uidFile(), []byte("old-uid"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if stale := d.staleUID(c); stale != "old-uid" {
+		t.Errorf("stale uid %q, want old-uid", stale)
+	}
+	if err := os.WriteFile(l.uidFile(), []byte("new-uid"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if stale := d.staleUID(c); stale != "" {
+		t.Errorf("the cluster's own directory is stale: %q", stale)
+	}
+}
+
+func TestExternalHostIsServed(t *testing.T) {
+	for host, bind := range map[string]string{"127.0.0.1": "127.0.0.1", "localhost": "127.0.0.1", "10.0.0.5": "0.0.0.0", "k8s.example.com": "0.0.0.0"} {
+		d := New(Config{DataDir: t.TempDir(), ExternalHost: host})
+		if got := d.bindAddress(); got != bind {
+			t.Errorf("external host %s: kube-apiserver binds %s, want %s", host, got, bind)
+		}
+		l := d.layout("acme", "prod")
+		if err := l.create(); err != nil {
+			t.Fatal(err)
+		}
+		crts, err := loadCerts(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := writeLeafCerts(l, crts, map[string]int{portAPIServer: 6443}, host); err != nil {
+			t.Fatal(err)
+		}
+		pemData, err := os.ReadFile(l.pki("apiserver.crt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		block, _ := pem.Decode(pemData)
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cert.VerifyHostname(host); err != nil {
+			t.Errorf("kube-apiserver's certificate is not valid for the external host %s: %v", host, err)
 		}
 	}
 }

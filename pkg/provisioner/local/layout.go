@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -40,6 +42,16 @@ func (l layout) etcdData() string              { return filepath.Join(l.dir, "et
 func (l layout) logs() string                  { return filepath.Join(l.dir, "logs") }
 func (l layout) kubeconfig(name string) string { return filepath.Join(l.dir, name+".kubeconfig") }
 func (l layout) portsFile() string             { return filepath.Join(l.dir, "ports.json") }
+func (l layout) uidFile() string               { return filepath.Join(l.dir, "uid") }
+
+// uid returns the UID of the Cluster the directory was made for, or "" when unknown.
+func (l layout) uid() string {
+	data, err := os.ReadFile(l.uidFile())
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(data))
+}
 
 func (l layout) create() error {
 	for _, d := range []string{l.dir, filepath.Join(l.dir, "pki"), l.logs()} {
@@ -59,14 +71,26 @@ type portAllocator struct {
 	taken map[int]bool
 }
 
+// readPorts returns the ports recorded in the cluster's directory (none if it has none).
+func readPorts(l layout) (map[string]int, error) {
+	ports := map[string]int{}
+	data, err := os.ReadFile(l.portsFile())
+	if errors.Is(err, os.ErrNotExist) {
+		return ports, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(data, &ports); err != nil {
+		return nil, fmt.Errorf("read %s: %w", l.portsFile(), err)
+	}
+	return ports, nil
+}
+
 // ports returns the cluster's ports, allocating those it has not got yet.
 func (a *portAllocator) ports(l layout) (map[string]int, error) {
-	ports := map[string]int{}
-	if data, err := os.ReadFile(l.portsFile()); err == nil {
-		if err := json.Unmarshal(data, &ports); err != nil {
-			return nil, fmt.Errorf("read %s: %w", l.portsFile(), err)
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
+	ports, err := readPorts(l)
+	if err != nil {
 		return nil, err
 	}
 	changed := false
@@ -90,21 +114,31 @@ func (a *portAllocator) ports(l layout) (map[string]int, error) {
 	return ports, nil
 }
 
-// free finds a loopback port that is free now and not held by any cluster.
+// Clusters' ports come from below Linux's ephemeral range (32768–60999), so that the
+// source port of some outgoing connection never holds a cluster's port while its
+// component is down.
+const (
+	portRangeFirst = 20000
+	portRangeSize  = 12000
+)
+
+// free finds a loopback port in the range that is free now and not held by any cluster.
 func (a *portAllocator) free() (int, error) {
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	start := rand.IntN(portRangeSize)
+	for i := range portRangeSize {
+		p := portRangeFirst + (start+i)%portRangeSize
+		if a.taken[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
 		if err != nil {
-			return 0, err
+			continue
 		}
-		p := l.Addr().(*net.TCPAddr).Port
 		l.Close()
-		if !a.taken[p] {
-			a.taken[p] = true
-			return p, nil
-		}
+		a.taken[p] = true
+		return p, nil
 	}
-	return 0, errors.New("no free port found")
+	return 0, fmt.Errorf("no free port between %d and %d", portRangeFirst, portRangeFirst+portRangeSize-1)
 }
 
 func (a *portAllocator) release(ports map[string]int) {
@@ -135,12 +169,18 @@ func loadCerts(l layout) (*certs, error) {
 	return &c, nil
 }
 
-// writeLeafCerts issues the certificates of the components and the kubeconfigs of
+// writeLeafCerts issues the certificates (kube-apiserver's valid for externalHost too) of the components and the kubeconfigs of
 // KCM, the scheduler and the driver itself. Re-issuing is cheap and keeps them signed by
 // the current CAs, so it runs on every start of a control plane.
-func writeLeafCerts(l layout, c *certs, ports map[string]int) error {
+func writeLeafCerts(l layout, c *certs, ports map[string]int, externalHost string) error {
 	dir := filepath.Join(l.dir, "pki")
 	loopback := []net.IP{net.ParseIP("127.0.0.1")}
+	apiIPs, apiNames := loopback, []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
+	if ip := net.ParseIP(externalHost); ip != nil {
+		apiIPs = append(apiIPs, ip)
+	} else {
+		apiNames = append(apiNames, externalHost)
+	}
 	issue := []struct {
 		ca   *pki.Authority
 		name string
@@ -149,8 +189,7 @@ func writeLeafCerts(l layout, c *certs, ports map[string]int) error {
 		{c.etcd, "etcd-server", pki.Request{CommonName: "etcd", Server: true, Client: true, DNSNames: []string{"localhost"}, IPs: loopback}},
 		{c.etcd, "etcd-peer", pki.Request{CommonName: "etcd-peer", Server: true, Client: true, DNSNames: []string{"localhost"}, IPs: loopback}},
 		{c.etcd, "apiserver-etcd-client", pki.Request{CommonName: "kube-apiserver-etcd-client", Client: true}},
-		{c.ca, "apiserver", pki.Request{CommonName: "kube-apiserver", Server: true, IPs: loopback,
-			DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}}},
+		{c.ca, "apiserver", pki.Request{CommonName: "kube-apiserver", Server: true, IPs: apiIPs, DNSNames: apiNames}},
 		{c.ca, "controller-manager-serving", pki.Request{CommonName: "kube-controller-manager", Server: true, DNSNames: []string{"localhost"}, IPs: loopback}},
 		{c.ca, "scheduler-serving", pki.Request{CommonName: "kube-scheduler", Server: true, DNSNames: []string{"localhost"}, IPs: loopback}},
 		{c.client, "apiserver-kubelet-client", pki.Request{CommonName: "kube-apiserver-kubelet-client", Organizations: []string{"system:masters"}, Client: true}},

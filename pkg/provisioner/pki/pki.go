@@ -20,8 +20,12 @@ import (
 	"time"
 )
 
-// DefaultTTL is how long certificates live unless a request says otherwise.
+// DefaultTTL is how long certificates live unless a request says otherwise; components'
+// certificates are issued again at every start of a control plane.
 const DefaultTTL = 365 * 24 * time.Hour
+
+// caTTL is how long a CA lives, as kubeadm's do.
+const caTTL = 10 * 365 * 24 * time.Hour
 
 // Authority is a certificate authority whose key is kept on disk.
 type Authority struct {
@@ -75,7 +79,7 @@ func CreateCA(dir, name string) (*Authority, error) {
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(DefaultTTL),
+		NotAfter:              time.Now().Add(caTTL),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
@@ -117,6 +121,9 @@ func loadCA(certFile, keyFile string) (*Authority, error) {
 	key, err := x509.ParseECPrivateKey(kb.Bytes)
 	if err != nil {
 		return nil, err
+	}
+	if !key.PublicKey.Equal(cert.PublicKey) {
+		return nil, fmt.Errorf("%s does not hold the key of %s", keyFile, certFile)
 	}
 	return &Authority{cert: cert, key: key, CertFile: certFile}, nil
 }
@@ -220,6 +227,11 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 	}
 	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	// On disk before the rename, so that a crash leaves the old file or the new one.
+	if err := tmp.Sync(); err != nil {
 		tmp.Close()
 		return err
 	}

@@ -35,15 +35,18 @@ type Component struct {
 // Supervised keeps one component running, restarting it with backoff whenever it exits,
 // until Stop.
 type Supervised struct {
-	c    Component
-	stop chan struct{}
-	kick chan struct{}
-	done chan struct{}
+	c        Component
+	stop     chan struct{}
+	stopOnce sync.Once
+	kick     chan struct{}
+	done     chan struct{}
 
 	mu       sync.Mutex
 	proc     *Process
 	restarts int
 	lastErr  error
+	// asked marks an exit Restart asked for: not a failure to count or report.
+	asked bool
 }
 
 // Supervise starts the component and keeps it running.
@@ -78,12 +81,18 @@ func (s *Supervised) loop() {
 			backoff = initialBackoff
 		}
 		s.mu.Lock()
-		s.restarts++
-		s.lastErr = err
+		asked := s.asked
+		s.asked = false
+		if !asked {
+			s.restarts++
+			s.lastErr = err
+		}
 		s.mu.Unlock()
-		klog.InfoS("Component exited; restarting", "component", s.c.Name, "logDir", s.c.LogDir, "backoff", backoff, "err", err)
-		if s.c.OnExit != nil {
-			s.c.OnExit()
+		if !asked {
+			klog.InfoS("Component exited; restarting", "component", s.c.Name, "logDir", s.c.LogDir, "backoff", backoff, "err", err)
+			if s.c.OnExit != nil {
+				s.c.OnExit()
+			}
 		}
 		select {
 		case <-s.stop:
@@ -129,16 +138,13 @@ func (s *Supervised) Restart() {
 	}
 	s.mu.Lock()
 	p := s.proc
+	s.asked = p != nil && !p.Exited()
 	s.mu.Unlock()
 	p.Stop()
 }
 
 // Stop stops the component for good and waits until its process has ended.
 func (s *Supervised) Stop() {
-	select {
-	case <-s.stop:
-	default:
-		close(s.stop)
-	}
+	s.stopOnce.Do(func() { close(s.stop) })
 	<-s.done
 }
