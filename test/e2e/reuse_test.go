@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,11 +10,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+
+	"github.com/ucloudstack/containerservice/pkg/generated/clientset/versioned"
 )
 
-// TestANameIsNeverReusedWithItsData plays a tenant admin who deletes a cluster and strips
-// its finalizer by hand, then creates a cluster of the same name: the old control plane
-// must be gone, and the new cluster must share nothing with it (its credentials get 401).
+// TestANameIsNeverReusedWithItsData checks that a tenant admin cannot strip the control
+// plane finalizer, then plays an operator who does and deletes the cluster, and creates a
+// cluster of the same name: the old control plane must be gone, and the new cluster must
+// share nothing with it (its credentials get 401).
 func TestANameIsNeverReusedWithItsData(t *testing.T) {
 	ctx := testContext(t, 5*time.Minute)
 	ns := env.NewTenant(t)
@@ -22,9 +26,25 @@ func TestANameIsNeverReusedWithItsData(t *testing.T) {
 	_, oldCfg := adminKubeconfig(ctx, t, env.CS, ns, "same", 3600)
 	oldProcs := env.ClusterProcesses(ns, "same")
 
-	// Remove the finalizer first, then delete: the object vanishes at once, before the
-	// controller can tear anything down.
-	if _, err := api.Patch(ctx, "same", types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{}); err != nil {
+	// A tenant admin may not strip the finalizer.
+	kubectlOrFail(ctx, t, "create", "rolebinding", "tina", "-n", ns, "--clusterrole=containerservice:tenant-admin", "--user=tina")
+	tinaCfg, err := env.UserConfig("tina")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tina := versioned.NewForConfigOrDie(tinaCfg).ContainerserviceV1alpha1().Clusters(ns)
+	eventually(ctx, t, "tina administers the tenant", func() (bool, error) {
+		_, err := tina.Get(ctx, "same", metav1.GetOptions{})
+		return err == nil, err
+	})
+	strip := []byte(`{"metadata":{"finalizers":null}}`)
+	if _, err := tina.Patch(ctx, "same", types.MergePatchType, strip, metav1.PatchOptions{}); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "metadata.finalizers") {
+		t.Errorf("a tenant admin strips the finalizer: %v, want Invalid naming metadata.finalizers", err)
+	}
+
+	// A platform operator (system:masters) may, as a last resort. Remove it first, then
+	// delete: the object vanishes at once, before the controller can tear anything down.
+	if _, err := api.Patch(ctx, "same", types.MergePatchType, strip, metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := api.Delete(ctx, "same", metav1.DeleteOptions{}); err != nil {

@@ -24,6 +24,7 @@ import (
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
 
+	cs "github.com/ucloudstack/containerservice/pkg/apis/containerservice"
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/generated/clientset/versioned"
 	informers "github.com/ucloudstack/containerservice/pkg/generated/informers/externalversions/containerservice/v1alpha1"
@@ -33,7 +34,7 @@ import (
 
 const (
 	// Finalizer keeps a Cluster until its control plane is gone.
-	Finalizer = "containerservice.ucloudstack.io/control-plane"
+	Finalizer = cs.ClusterFinalizer
 	// RotateAnnotation asks for a credential rotation: set it to a new value (a timestamp,
 	// say) and the controller replaces the cluster's client CA once for that value.
 	RotateAnnotation = "containerservice.ucloudstack.io/rotate-credentials"

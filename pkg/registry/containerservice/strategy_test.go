@@ -199,3 +199,29 @@ func TestGetAttrsRefusesOtherKinds(t *testing.T) {
 		t.Error("a Node was accepted as a Cluster")
 	}
 }
+
+func TestOnlyTheProvisionerRemovesTheClusterFinalizer(t *testing.T) {
+	s := specstatus.NewStrategy(scheme, cluster.Kind)
+	status := specstatus.NewStatusStrategy(s)
+	old := newCluster()
+	old.Finalizers = []string{cs.ClusterFinalizer, "example.com/other"}
+	stripped := old.DeepCopy()
+	stripped.Finalizers = []string{"example.com/other"}
+
+	tenant := genericapirequest.WithUser(context.Background(), &user.DefaultInfo{Name: "bob", Groups: []string{"system:authenticated"}})
+	if errs := s.ValidateUpdate(tenant, stripped, old); len(errs) != 1 || errs[0].Field != "metadata.finalizers" {
+		t.Errorf("a tenant removes the finalizer: %v, want one error on metadata.finalizers", errs)
+	}
+	if errs := status.ValidateUpdate(tenant, stripped, old); len(errs) != 1 {
+		t.Errorf("a tenant removes the finalizer through /status: %v", errs)
+	}
+	provisioner := genericapirequest.WithUser(context.Background(), &user.DefaultInfo{Name: "system:apiserver", Groups: []string{"system:masters"}})
+	if errs := s.ValidateUpdate(provisioner, stripped, old); len(errs) != 0 {
+		t.Errorf("the provisioner removes the finalizer: %v", errs)
+	}
+	other := old.DeepCopy()
+	other.Finalizers = []string{cs.ClusterFinalizer}
+	if errs := s.ValidateUpdate(tenant, other, old); len(errs) != 0 {
+		t.Errorf("a tenant removes another finalizer: %v", errs)
+	}
+}

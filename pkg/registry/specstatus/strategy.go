@@ -37,6 +37,9 @@ type Kind[T Object] struct {
 	ValidateUpdate func(obj, old T) field.ErrorList
 	// ValidateStatusUpdate checks a change made through the status subresource.
 	ValidateStatusUpdate func(obj, old T) field.ErrorList
+	// Guard, if set, checks changes that depend on who makes them, through the main
+	// resource and the status subresource alike.
+	Guard func(ctx context.Context, obj, old T) field.ErrorList
 	// InitialStatus, if set, is the status of a newly created object (its first phase),
 	// written over whatever status the client sent.
 	InitialStatus func(obj T)
@@ -93,8 +96,15 @@ func (s Strategy[T]) Validate(_ context.Context, obj runtime.Object) field.Error
 }
 
 // ValidateUpdate checks a change made through the main resource.
-func (s Strategy[T]) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	return s.kind.ValidateUpdate(obj.(T), old.(T))
+func (s Strategy[T]) ValidateUpdate(ctx context.Context, obj, old runtime.Object) field.ErrorList {
+	return append(s.kind.ValidateUpdate(obj.(T), old.(T)), s.guard(ctx, obj, old)...)
+}
+
+func (s Strategy[T]) guard(ctx context.Context, obj, old runtime.Object) field.ErrorList {
+	if s.kind.Guard == nil {
+		return nil
+	}
+	return s.kind.Guard(ctx, obj.(T), old.(T))
 }
 
 // WarningsOnCreate returns no warnings.
@@ -137,8 +147,8 @@ func (StatusStrategy[T]) PrepareForUpdate(_ context.Context, obj, old runtime.Ob
 }
 
 // ValidateUpdate checks what the status writer reports.
-func (s StatusStrategy[T]) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
-	return s.kind.ValidateStatusUpdate(obj.(T), old.(T))
+func (s StatusStrategy[T]) ValidateUpdate(ctx context.Context, obj, old runtime.Object) field.ErrorList {
+	return append(s.kind.ValidateStatusUpdate(obj.(T), old.(T)), s.guard(ctx, obj, old)...)
 }
 
 // GetResetFields tells server-side apply that the status subresource never sets spec.

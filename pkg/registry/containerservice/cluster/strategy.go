@@ -3,9 +3,12 @@ package cluster
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apiserver/pkg/authentication/user"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 
 	cs "github.com/ucloudstack/containerservice/pkg/apis/containerservice"
@@ -20,6 +23,7 @@ var Kind = specstatus.Kind[*cs.Cluster]{
 	ValidateStatusUpdate: validation.ValidateClusterStatusUpdate,
 	InitialStatus:        func(o *cs.Cluster) { o.Status.Phase = cs.ClusterPending },
 	Default:              defaultAdministrators,
+	Guard:                guardFinalizer,
 	Fields: func(c *cs.Cluster) fields.Set {
 		return fields.Set{"status.phase": string(c.Status.Phase)}
 	},
@@ -38,4 +42,18 @@ func defaultAdministrators(ctx context.Context, c *cs.Cluster) {
 		return
 	}
 	c.Spec.Administrators = []cs.Subject{{Kind: cs.SubjectKindUser, Name: user.GetName()}}
+}
+
+// guardFinalizer refuses the removal of the control plane finalizer by anyone but the
+// provisioner (the server's loopback identity) and platform operators, both in
+// system:masters.
+func guardFinalizer(ctx context.Context, c, old *cs.Cluster) field.ErrorList {
+	if !slices.Contains(old.Finalizers, cs.ClusterFinalizer) || slices.Contains(c.Finalizers, cs.ClusterFinalizer) {
+		return nil
+	}
+	if u, ok := genericapirequest.UserFrom(ctx); ok && slices.Contains(u.GetGroups(), user.SystemPrivilegedGroup) {
+		return nil
+	}
+	return field.ErrorList{field.Forbidden(field.NewPath("metadata", "finalizers"),
+		cs.ClusterFinalizer+" is removed by the provisioner once the control plane is gone; delete the cluster instead")}
 }
