@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -60,10 +61,12 @@ type Driver struct {
 // instance is one cluster's running control plane.
 type instance struct {
 	// uid is the UID of the Cluster object the control plane belongs to.
-	uid        string
-	layout     layout
-	ports      map[string]int
-	certs      *certs
+	uid    string
+	layout layout
+	ports  map[string]int
+	certs  *certs
+	// specs are the four components; components holds those started, under Driver.mu.
+	specs      map[string]supervisor.Component
 	components map[string]*supervisor.Supervised
 	// bootstrapped is the generation whose administrators are applied in the cluster, and
 	// bootstrappedAt when; the platform's objects are applied again after a spec change
@@ -152,6 +155,9 @@ func (d *Driver) Ensure(ctx context.Context, c *v1alpha1.Cluster) (*provisioner.
 		return nil, err
 	}
 	obs := d.observe(ctx, inst, c)
+	if obs.Components[provisioner.APIServer].Healthy {
+		d.startClients(c, inst)
+	}
 	d.mu.Lock()
 	due := inst.bootstrapped != c.Generation || time.Since(inst.bootstrappedAt) > rebootstrapEvery
 	d.mu.Unlock()
@@ -219,22 +225,48 @@ func (d *Driver) start(c *v1alpha1.Cluster, bin string) (*instance, error) {
 	if err := writeLeafCerts(l, crts, ports, d.cfg.ExternalHost); err != nil {
 		return nil, fmt.Errorf("certificates of %s: %w", key(c), err)
 	}
-	inst := &instance{uid: string(c.UID), layout: l, ports: ports, certs: crts, components: map[string]*supervisor.Supervised{}}
-	specs := components(bin, l, c, ports, d.bindAddress())
+	inst := &instance{uid: string(c.UID), layout: l, ports: ports, certs: crts,
+		specs: components(bin, l, c, ports, d.bindAddress()), components: map[string]*supervisor.Supervised{}}
 	k := key(c)
-	for _, name := range provisioner.Components {
-		spec := specs[name]
+	for name, spec := range inst.specs {
 		spec.OnExit = func() {
 			select {
 			case d.changes <- k:
 			default: // a burst of exits: the controller's next poll catches up
 			}
 		}
-		inst.components[name] = supervisor.Supervise(spec)
+		inst.specs[name] = spec
+	}
+	// kube-controller-manager and kube-scheduler follow once kube-apiserver is ready
+	// (startClients): started together, they would exit and be restarted a few times.
+	for _, name := range []string{provisioner.Etcd, provisioner.APIServer} {
+		inst.components[name] = supervisor.Supervise(inst.specs[name])
 	}
 	klog.InfoS("Started control plane", "cluster", key(c), "dir", l.dir, "apiserver", ports[portAPIServer])
 	d.clusters[key(c)] = inst
 	return inst, nil
+}
+
+// startClients starts kube-controller-manager and kube-scheduler if they are not running
+// yet and the control plane is still this driver's to run.
+func (d *Driver) startClients(c *v1alpha1.Cluster, inst *instance) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed || d.clusters[key(c)] != inst {
+		return
+	}
+	for _, name := range []string{provisioner.ControllerManager, provisioner.Scheduler} {
+		if inst.components[name] == nil {
+			inst.components[name] = supervisor.Supervise(inst.specs[name])
+		}
+	}
+}
+
+// started returns the components started so far.
+func (d *Driver) started(inst *instance) map[string]*supervisor.Supervised {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return maps.Clone(inst.components)
 }
 
 // observe probes every component.
@@ -260,8 +292,13 @@ func (d *Driver) observe(ctx context.Context, inst *instance, c *v1alpha1.Cluste
 			return probe(ctx, "https://127.0.0.1:"+strconv.Itoa(inst.ports[portScheduler])+"/healthz", inst.layout.pki("ca.crt"), "", "")
 		},
 	}
+	started := d.started(inst)
 	for _, name := range provisioner.Components {
-		sup := inst.components[name]
+		sup := started[name]
+		if sup == nil {
+			obs.Components[name] = provisioner.Health{Message: "waiting for kube-apiserver to be ready before starting"}
+			continue
+		}
 		h := provisioner.Health{Healthy: true}
 		if err := probes[name](ctx); err != nil {
 			h = provisioner.Health{Message: err.Error()}
@@ -325,7 +362,7 @@ func (d *Driver) Delete(_ context.Context, namespace, name string) error {
 	delete(d.clusters, k)
 	d.mu.Unlock()
 	if inst != nil {
-		inst.stop()
+		d.stop(inst)
 	}
 	l := d.layout(namespace, name)
 	ports, err := readPorts(l)
@@ -399,8 +436,11 @@ func (d *Driver) RotateCredentials(_ context.Context, c *v1alpha1.Cluster) error
 	}
 	// Clients first, so that kube-apiserver has no watches to drain. The lock is not held
 	// meanwhile: other clusters carry on.
+	started := d.started(inst)
 	for _, name := range []string{provisioner.Scheduler, provisioner.ControllerManager, provisioner.APIServer} {
-		inst.components[name].Restart()
+		if sup := started[name]; sup != nil {
+			sup.Restart()
+		}
 	}
 	klog.InfoS("Rotated client CA", "cluster", key(c))
 	return nil
@@ -419,7 +459,7 @@ func (d *Driver) Shutdown() {
 	start := time.Now()
 	var wg sync.WaitGroup
 	for _, inst := range insts {
-		wg.Go(inst.stop)
+		wg.Go(func() { d.stop(inst) })
 	}
 	wg.Wait()
 	klog.InfoS("Stopped every control plane", "clusters", len(insts), "took", time.Since(start))
@@ -427,8 +467,11 @@ func (d *Driver) Shutdown() {
 
 // stop stops the components in reverse start order, so that kube-apiserver has no
 // watches left to drain and etcd no client left when their turn comes.
-func (inst *instance) stop() {
+func (d *Driver) stop(inst *instance) {
+	started := d.started(inst)
 	for i := len(provisioner.Components) - 1; i >= 0; i-- {
-		inst.components[provisioner.Components[i]].Stop()
+		if sup := started[provisioner.Components[i]]; sup != nil {
+			sup.Stop()
+		}
 	}
 }
