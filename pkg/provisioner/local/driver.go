@@ -154,6 +154,9 @@ func (d *Driver) Ensure(ctx context.Context, c *v1alpha1.Cluster) (*provisioner.
 	if err != nil {
 		return nil, err
 	}
+	if err := d.renewIfExpiring(c, inst); err != nil {
+		return nil, err
+	}
 	obs := d.observe(ctx, inst, c)
 	if obs.Components[provisioner.APIServer].Healthy {
 		d.startClients(c, inst)
@@ -245,6 +248,33 @@ func (d *Driver) start(c *v1alpha1.Cluster, bin string) (*instance, error) {
 	klog.InfoS("Started control plane", "cluster", key(c), "dir", l.dir, "apiserver", ports[portAPIServer])
 	d.clusters[key(c)] = inst
 	return inst, nil
+}
+
+// renewBefore is how long before they expire the components' certificates are issued
+// anew (they live pki.DefaultTTL), so that a control plane running for a year keeps working.
+const renewBefore = 30 * 24 * time.Hour
+
+// renewIfExpiring issues the components' certificates again and restarts the components
+// when kube-apiserver's serving certificate (issued with all the others) nears its end.
+func (d *Driver) renewIfExpiring(c *v1alpha1.Cluster, inst *instance) error {
+	notAfter, err := pki.NotAfter(inst.layout.pki("apiserver.crt"))
+	if err != nil || time.Until(notAfter) > renewBefore {
+		return err
+	}
+	d.mu.Lock()
+	err = writeLeafCerts(inst.layout, inst.certs, inst.ports, d.cfg.ExternalHost)
+	d.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("renew the certificates of %s: %w", key(c), err)
+	}
+	started := d.started(inst)
+	for i := len(provisioner.Components) - 1; i >= 0; i-- {
+		if sup := started[provisioner.Components[i]]; sup != nil {
+			sup.Restart()
+		}
+	}
+	klog.InfoS("Renewed the control plane's certificates", "cluster", key(c), "expiredAt", notAfter)
+	return nil
 }
 
 // startClients starts kube-controller-manager and kube-scheduler if they are not running

@@ -9,11 +9,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/provisioner"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/pki"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/supervisor"
 )
 
 func TestEnsureExplainsMissingBinariesAndVersions(t *testing.T) {
@@ -167,5 +170,42 @@ func TestExternalHostIsServed(t *testing.T) {
 		if err := cert.VerifyHostname(host); err != nil {
 			t.Errorf("kube-apiserver's certificate is not valid for the external host %s: %v", host, err)
 		}
+	}
+}
+
+func TestExpiringCertificatesAreRenewed(t *testing.T) {
+	d := New(Config{DataDir: t.TempDir()})
+	l := d.layout("acme", "old")
+	if err := l.create(); err != nil {
+		t.Fatal(err)
+	}
+	crts, err := loadCerts(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := map[string]int{portAPIServer: 6443}
+	// A serving certificate with a week left, as after 51 weeks of uptime.
+	if _, err := crts.ca.IssueFiles(filepath.Join(l.dir, "pki"), "apiserver", pki.Request{CommonName: "kube-apiserver", Server: true, TTL: 7 * 24 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	inst := &instance{layout: l, ports: ports, certs: crts, components: map[string]*supervisor.Supervised{}}
+	c := &v1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "old", Namespace: "acme"}}
+	if err := d.renewIfExpiring(c, inst); err != nil {
+		t.Fatal(err)
+	}
+	notAfter, err := pki.NotAfter(l.pki("apiserver.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Until(notAfter) < 300*24*time.Hour {
+		t.Errorf("the certificate was not renewed: expires %s", notAfter)
+	}
+	// A fresh one is left alone.
+	before, _ := os.ReadFile(l.pki("apiserver.crt"))
+	if err := d.renewIfExpiring(c, inst); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.ReadFile(l.pki("apiserver.crt")); string(after) != string(before) {
+		t.Error("a certificate with a year left was issued again")
 	}
 }

@@ -253,3 +253,20 @@ func serial() *big.Int {
 	}
 	return n
 }
+
+// NotAfter returns when the certificate in a PEM file expires.
+func NotAfter(certFile string) (time.Time, error) {
+	data, err := os.ReadFile(certFile)
+	if err != nil {
+		return time.Time{}, err
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return time.Time{}, fmt.Errorf("%s holds no PEM block", certFile)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("parse %s: %w", certFile, err)
+	}
+	return cert.NotAfter, nil
+}
