@@ -11,10 +11,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/ucloudstack/containerservice/pkg/generated/clientset/versioned"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/pki"
 )
 
 func kubectl(t *testing.T, args ...string) string {
@@ -141,13 +140,12 @@ func userKubeconfig(t *testing.T, user string) (string, versioned.Interface) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["host"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
-	kc.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData}
-	kc.Contexts["host"] = &clientcmdapi.Context{Cluster: "host", AuthInfo: user}
-	kc.CurrentContext = "host"
+	data, err := pki.Kubeconfig(cfg.Host, cfg.CAData, cfg.CertData, cfg.KeyData, user)
+	if err != nil {
+		t.Fatal(err)
+	}
 	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	client, err := versioned.NewForConfig(cfg)

@@ -25,7 +25,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/ucloudstack/containerservice/artifacts"
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
@@ -250,20 +249,15 @@ func (s *Stack) writeKubeconfig(file, server, user string, groups []string) (str
 	if err != nil {
 		return "", nil, fmt.Errorf("issue client certificate for %s: %w", user, err)
 	}
-	caPEM, err := os.ReadFile(s.ca.CertFile)
+	data, err := pki.Kubeconfig(server, s.ca.CertPEM(), certPEM, keyPEM, user)
 	if err != nil {
 		return "", nil, err
 	}
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["containerservice-local"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: caPEM}
-	kc.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificateData: certPEM, ClientKeyData: keyPEM}
-	kc.Contexts["containerservice-local"] = &clientcmdapi.Context{Cluster: "containerservice-local", AuthInfo: user}
-	kc.CurrentContext = "containerservice-local"
 	path := filepath.Join(s.cfg.StateDir, file)
-	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+	if err := os.WriteFile(path, data, 0o600); err != nil {
 		return "", nil, fmt.Errorf("write %s: %w", path, err)
 	}
-	restCfg, err := clientcmd.NewDefaultClientConfig(*kc, nil).ClientConfig()
+	restCfg, err := clientcmd.RESTConfigFromKubeConfig(data)
 	return path, restCfg, err
 }
 

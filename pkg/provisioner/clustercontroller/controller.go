@@ -33,8 +33,6 @@ import (
 )
 
 const (
-	// Finalizer keeps a Cluster until its control plane is gone.
-	Finalizer = cs.ClusterFinalizer
 	// RotateAnnotation asks for a credential rotation: set it to a new value (a timestamp,
 	// say) and the controller replaces the cluster's client CA once for that value.
 	RotateAnnotation = "containerservice.ucloudstack.io/rotate-credentials"
@@ -179,7 +177,7 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 	api := c.client.ContainerserviceV1alpha1().Clusters(ns)
 
 	if cl.DeletionTimestamp != nil {
-		if !slices.Contains(cl.Finalizers, Finalizer) {
+		if !slices.Contains(cl.Finalizers, cs.ClusterFinalizer) {
 			return 0, nil
 		}
 		if cl.Status.Phase != v1alpha1.ClusterDeleting {
@@ -191,12 +189,12 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 		if err := c.driver.Delete(ctx, ns, name); err != nil {
 			return 0, fmt.Errorf("delete the control plane of %s: %w", key, err)
 		}
-		cl.Finalizers = slices.DeleteFunc(cl.Finalizers, func(f string) bool { return f == Finalizer })
+		cl.Finalizers = slices.DeleteFunc(cl.Finalizers, func(f string) bool { return f == cs.ClusterFinalizer })
 		_, err := api.Update(ctx, cl, metav1.UpdateOptions{})
 		return 0, err
 	}
-	if !slices.Contains(cl.Finalizers, Finalizer) {
-		cl.Finalizers = append(cl.Finalizers, Finalizer)
+	if !slices.Contains(cl.Finalizers, cs.ClusterFinalizer) {
+		cl.Finalizers = append(cl.Finalizers, cs.ClusterFinalizer)
 		_, err := api.Update(ctx, cl, metav1.UpdateOptions{})
 		return 0, err // the update brings the cluster back through the queue
 	}

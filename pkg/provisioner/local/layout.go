@@ -14,7 +14,6 @@ import (
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/ucloudstack/containerservice/pkg/provisioner/identity"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/pki"
@@ -234,12 +233,7 @@ func kubeconfig(c *certs, server, user string, groups []string, ttl time.Duratio
 	if err != nil {
 		return nil, fmt.Errorf("issue a certificate for %s: %w", user, err)
 	}
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["cluster"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: c.ca.CertPEM()}
-	kc.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificateData: certPEM, ClientKeyData: keyPEM}
-	kc.Contexts["cluster"] = &clientcmdapi.Context{Cluster: "cluster", AuthInfo: user}
-	kc.CurrentContext = "cluster"
-	return clientcmd.Write(*kc)
+	return pki.Kubeconfig(server, c.ca.CertPEM(), certPEM, keyPEM, user)
 }
 
 func restConfig(file string) (*rest.Config, error) {

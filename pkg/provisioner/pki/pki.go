@@ -18,6 +18,9 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 // DefaultTTL is how long certificates live unless a request says otherwise; components'
@@ -269,4 +272,15 @@ func NotAfter(certFile string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("parse %s: %w", certFile, err)
 	}
 	return cert.NotAfter, nil
+}
+
+// Kubeconfig returns a self-contained kubeconfig that reaches server, trusting caPEM, as
+// the holder of a client certificate and key.
+func Kubeconfig(server string, caPEM, certPEM, keyPEM []byte, user string) ([]byte, error) {
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["cluster"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: caPEM}
+	kc.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificateData: certPEM, ClientKeyData: keyPEM}
+	kc.Contexts["cluster"] = &clientcmdapi.Context{Cluster: "cluster", AuthInfo: user}
+	kc.CurrentContext = "cluster"
+	return clientcmd.Write(*kc)
 }
