@@ -33,9 +33,9 @@ verify:
 ## test: everything CI runs: verify, unit tests, integration and end-to-end tests against real etcd, kube-apiserver and kubectl
 test: verify test-unit test-integration test-e2e
 
-## test-unit: validation, strategies, tables, round trips
+## test-unit: validation, strategies, tables, round trips, supervisor, driver and controllers, with the race detector
 test-unit:
-	$(GO) test -count=1 ./pkg/... ./cmd/...
+	$(GO) test -race -count=1 ./pkg/... ./cmd/...
 
 ## test-integration: the server behind a real kube-apiserver's aggregator, driven by the clientset and kubectl
 test-integration:

@@ -9,3 +9,9 @@ import "embed"
 //
 //go:embed rbac/*.yaml
 var RBAC embed.FS
+
+// Deploy holds the Deployment, Service and APIService that run the server in a host
+// cluster, and the local provisioner's Service for a server on a machine of its own.
+//
+//go:embed deploy/*.yaml deploy/local-provisioner/*.yaml
+var Deploy embed.FS

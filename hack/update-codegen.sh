@@ -5,7 +5,13 @@ set -o errexit -o nounset -o pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-codegen_pkg=$(go list -m -f '{{.Dir}}' k8s.io/code-generator)
+# `go mod download -json` fetches the module when the cache lacks it (a fresh machine)
+# and prints its directory; `go list -m -f '{{.Dir}}'` would print nothing there.
+codegen_pkg=$(go mod download -json k8s.io/code-generator | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+if [ ! -f "${codegen_pkg}/kube_codegen.sh" ]; then
+  echo "update-codegen: k8s.io/code-generator not found (got '${codegen_pkg}')" >&2
+  exit 1
+fi
 # shellcheck source=/dev/null
 source "${codegen_pkg}/kube_codegen.sh"
 

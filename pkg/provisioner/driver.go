@@ -5,9 +5,13 @@ package provisioner
 
 import (
 	"context"
+	"errors"
 	"time"
 
+	"k8s.io/client-go/rest"
+
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/identity"
 )
 
 // Component names, also the suffix of each component's condition type.
@@ -20,6 +24,14 @@ const (
 
 // Components lists the control plane components in start order.
 var Components = []string{Etcd, APIServer, ControllerManager, Scheduler}
+
+// ConditionTypes maps each component to its condition type on the Cluster.
+var ConditionTypes = map[string]string{
+	Etcd:              v1alpha1.ClusterConditionEtcdReady,
+	APIServer:         v1alpha1.ClusterConditionAPIServerReady,
+	ControllerManager: v1alpha1.ClusterConditionControllerManagerReady,
+	Scheduler:         v1alpha1.ClusterConditionSchedulerReady,
+}
 
 // Health is what a driver observed of one component.
 type Health struct {
@@ -37,6 +49,9 @@ type Observation struct {
 	Internal, External string
 	// Version is the Kubernetes version the control plane runs.
 	Version string
+	// Updating is true while the driver rolls out a change it made itself (components
+	// restarted to apply new certificates or a new configuration), until all are healthy.
+	Updating bool
 }
 
 // Ready reports whether every component is healthy.
@@ -60,24 +75,67 @@ type Credential struct {
 	External bool
 }
 
+// Identity is a named platform identity that controllers act as inside user clusters.
+type Identity string
+
+const (
+	// PlatformManager puts the platform's objects into user clusters (namespaces,
+	// permission groups, ServiceAccounts, bindings); it is cluster-admin there.
+	PlatformManager Identity = "ucs:platform-manager"
+	// Proxy is the tenant proxy's identity: it may only impersonate what the platform's
+	// RBAC inside the cluster lets it (the users' ServiceAccounts).
+	Proxy Identity = Identity(identity.ProxyUser)
+)
+
+// Access hands out clients for user clusters. It is the only way controllers reach inside
+// a user cluster: never from files.
+type Access interface {
+	// RESTConfig returns a client configuration for the cluster's kube-apiserver (its
+	// internal endpoint) as the identity. The credential is short-lived and follows
+	// rotations: ask again rather than keeping a configuration for long.
+	RESTConfig(ctx context.Context, c *v1alpha1.Cluster, id Identity) (*rest.Config, error)
+}
+
+// Held is a control plane a driver holds data of.
+type Held struct {
+	// Namespace, Name and UID are those of the Cluster it was made for ("" UID when the
+	// driver cannot tell).
+	Namespace, Name, UID string
+	// Running is true when any of its processes runs.
+	Running bool
+}
+
+// ErrRunning refuses to quarantine a control plane whose processes run.
+var ErrRunning = errors.New("the control plane is running")
+
 // Driver runs the control planes of clusters. Every method is idempotent and safe to
 // call for different clusters concurrently.
 type Driver interface {
+	Access
 	// Ensure creates whatever of the cluster's control plane is missing, starts what is
-	// not running, bootstraps the cluster once its API answers, and reports its health.
+	// not running, adopts what still runs from an earlier server, and reports its health.
 	Ensure(ctx context.Context, c *v1alpha1.Cluster) (*Observation, error)
-	// Delete stops the control plane of namespace/name and removes every trace of it;
-	// nothing to delete is no error.
-	Delete(ctx context.Context, namespace, name string) error
-	// Known lists "namespace/name" of every cluster the driver holds anything of, so
-	// that leftovers of clusters no longer in the API are found and deleted.
-	Known() ([]string, error)
+	// Delete stops the control plane of the Cluster namespace/name with that UID and
+	// removes its data. Callers have proof that the Cluster was deleted; data of another
+	// UID is never touched. Nothing to delete is no error.
+	Delete(ctx context.Context, namespace, name, uid string) error
+	// Held lists every control plane the driver holds data of, so that those no Cluster
+	// accounts for are found.
+	Held() ([]Held, error)
+	// Quarantine moves the data of a control plane no Cluster accounts for out of the way,
+	// keeping it whole until an operator removes it, and returns where it went. A running
+	// control plane is refused with ErrRunning: tenants keep running whatever the
+	// platform's state. Ensure brings a quarantined control plane back when its Cluster
+	// (that UID) reappears.
+	Quarantine(ctx context.Context, h Held) (string, error)
 	// AdminKubeconfig issues a short-lived client certificate kubeconfig.
 	AdminKubeconfig(ctx context.Context, c *v1alpha1.Cluster, cred Credential) ([]byte, time.Time, error)
 	// RotateCredentials replaces the cluster's client CA, so every credential issued
-	// before stops working, and restarts what must trust the new one.
-	RotateCredentials(ctx context.Context, c *v1alpha1.Cluster) error
-	// Shutdown stops every control plane this driver runs, keeping their data.
+	// before stops working, and restarts what must trust the new one. It does so once per
+	// token: asked again with a token already done, it does nothing.
+	RotateCredentials(ctx context.Context, c *v1alpha1.Cluster, token string) error
+	// Shutdown stops supervising; the control planes keep running, to be adopted by the
+	// next start.
 	Shutdown()
 	// Changes delivers "namespace/name" of clusters whose control plane changed on its
 	// own (a process died), so that their status is brought up to date at once.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,7 +23,6 @@ import (
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/generated/clientset/versioned"
-	"github.com/ucloudstack/containerservice/pkg/provisioner/clustercontroller"
 )
 
 // TestCredentialsIsolationAndRotation provisions two clusters and tries, as an attacker
@@ -40,8 +40,8 @@ func TestCredentialsIsolationAndRotation(t *testing.T) {
 	})
 
 	_, aCfg := adminKubeconfig(ctx, t, env.CS, ns, "a", 600)
-	if user := whoami(ctx, t, aCfg); user != "admin" {
-		t.Errorf("the admin kubeconfig names %q, want the requesting user admin", user)
+	if user := whoami(ctx, t, aCfg); user != v1alpha1.BreakGlassUserPrefix+"admin" {
+		t.Errorf("the admin kubeconfig names %q, want the requesting user admin behind the break-glass prefix", user)
 	}
 	cert, _ := pem.Decode(aCfg.CertData)
 	parsed, err := x509.ParseCertificate(cert.Bytes)
@@ -112,13 +112,41 @@ func TestCredentialsIsolationAndRotation(t *testing.T) {
 
 	// Rotation: the documented operation is an annotation with a new value. Every
 	// component that authenticates with the client CA restarts.
+	// A running cluster that rotates is Updating, not Provisioning, until all is healthy.
 	before := env.ClusterProcesses(ns, "a")
-	kubectlOrFail(ctx, t, "annotate", "cluster/a", "-n", ns, "--overwrite", clustercontroller.RotateAnnotation+"=r1")
-	eventually(ctx, t, "rotation r1 completes", func() (bool, error) {
-		c, err := env.CS.ContainerserviceV1alpha1().Clusters(ns).Get(ctx, "a", metav1.GetOptions{})
-		return err == nil && c.Status.CredentialsRotation == "r1", err
-	})
-	waitCondition(ctx, t, ns, "a", "Ready", metav1.ConditionTrue)
+	current, err := env.CS.ContainerserviceV1alpha1().Clusters(ns).Get(ctx, "a", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch, err := env.CS.ContainerserviceV1alpha1().Clusters(ns).Watch(ctx, metav1.ListOptions{
+		FieldSelector: "metadata.name=a", ResourceVersion: current.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Stop()
+	kubectlOrFail(ctx, t, "annotate", "cluster/a", "-n", ns, "--overwrite", v1alpha1.RotateCredentialsAnnotation+"=r1")
+	var phases []v1alpha1.ClusterPhase
+	for done := false; !done; {
+		select {
+		case ev, ok := <-watch.ResultChan():
+			if !ok {
+				t.Fatalf("watch closed; phases seen %v", phases)
+			}
+			c, isCluster := ev.Object.(*v1alpha1.Cluster)
+			if !isCluster {
+				continue
+			}
+			if len(phases) == 0 || phases[len(phases)-1] != c.Status.Phase {
+				phases = append(phases, c.Status.Phase)
+			}
+			done = c.Status.CredentialsRotation == "r1" && c.Status.Phase == v1alpha1.ClusterRunning
+		case <-ctx.Done():
+			t.Fatalf("rotation r1 did not complete; phases seen %v", phases)
+		}
+	}
+	if !slices.Contains(phases, v1alpha1.ClusterUpdating) || slices.Contains(phases, v1alpha1.ClusterProvisioning) {
+		t.Errorf("phases during the rotation %v, want Running → Updating → Running", phases)
+	}
 	after := env.ClusterProcesses(ns, "a")
 	for pid, binary := range before {
 		restarted := binary == "kube-apiserver" || binary == "kube-controller-manager" || binary == "kube-scheduler"

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,6 +34,8 @@ type Env struct {
 	Kube kubernetes.Interface
 	CS   versioned.Interface
 	tmp  string
+	// lifeline is held open while the tests run; the watchdog cleans up when it closes.
+	lifeline *os.File
 }
 
 // Main is a test package's TestMain: it starts a stack with cfg, stores it in *env, runs
@@ -88,20 +91,27 @@ func Start(ctx context.Context, cfg stack.Config) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
+	lifeline, err := watchdog(tmp)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
 	cfg.ServerBinary = filepath.Join(tmp, "containerservice-apiserver")
 	build := exec.CommandContext(ctx, "go", "build", "-o", cfg.ServerBinary, "./cmd/containerservice-apiserver")
 	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
+		lifeline.Close()
 		os.RemoveAll(tmp)
 		return nil, fmt.Errorf("build containerservice-apiserver: %w", err)
 	}
 	cfg.StateDir = filepath.Join(tmp, "state")
 	s, err := stack.Start(ctx, cfg)
 	if err != nil {
+		lifeline.Close()
 		os.RemoveAll(tmp)
 		return nil, fmt.Errorf("start the stack: %w", err)
 	}
-	env := &Env{Stack: s, Root: root, tmp: tmp}
+	env := &Env{Stack: s, Root: root, tmp: tmp, lifeline: lifeline}
 	if env.Kube, err = kubernetes.NewForConfig(s.AdminConfig); err == nil {
 		env.CS, err = versioned.NewForConfig(s.AdminConfig)
 	}
@@ -115,7 +125,31 @@ func Start(ctx context.Context, cfg stack.Config) (*Env, error) {
 // Stop stops every process and removes the state directory.
 func (e *Env) Stop() {
 	e.Stack.Stop()
+	e.lifeline.Close()
 	os.RemoveAll(e.tmp)
+}
+
+// watchdog starts a process that kills everything whose command line names dir (the
+// stack, and the user control planes, which outlive the server by design) once the
+// returned file closes: at the end of the tests, or when the test process dies in any
+// way, SIGKILL included. So a test run never leaves a process behind.
+func watchdog(dir string) (*os.File, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command("/bin/sh", "-c", `cat >/dev/null; pkill -KILL -f -- "$0"`, dir)
+	cmd.Stdin = r
+	// Its own session: a Ctrl-C of the test run must not kill it before it cleans up.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("start the watchdog: %w", err)
+	}
+	r.Close()
+	go func() { _ = cmd.Wait() }()
+	return w, nil
 }
 
 // kubeBinaries returns CONTAINERSERVICE_BIN_DIR, or builds (once, cached) the binaries

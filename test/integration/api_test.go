@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	applymetav1 "k8s.io/client-go/applyconfigurations/meta/v1"
+	"k8s.io/client-go/metadata"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	applyv1alpha1 "github.com/ucloudstack/containerservice/pkg/generated/applyconfiguration/containerservice/v1alpha1"
@@ -44,13 +45,19 @@ func TestClusterCRUDWithDefaults(t *testing.T) {
 	if err != nil || got.UID != created.UID {
 		t.Fatalf("get: %v", err)
 	}
-	got.Spec.ControlPlane.Replicas = 3
+	got.Spec.Administrators = append(got.Spec.Administrators, v1alpha1.Subject{Kind: v1alpha1.SubjectKindGroup, Name: "ops"})
 	updated, err := clusters.Update(ctx, got, metav1.UpdateOptions{})
 	if err != nil {
 		t.Fatalf("update: %v", err)
 	}
-	if updated.Generation != 2 || updated.Spec.ControlPlane.Replicas != 3 {
-		t.Errorf("update: generation %d replicas %d, want 2 and 3", updated.Generation, updated.Spec.ControlPlane.Replicas)
+	if updated.Generation != 2 || len(updated.Spec.Administrators) != 2 {
+		t.Errorf("update: generation %d administrators %v, want 2 and two", updated.Generation, updated.Spec.Administrators)
+	}
+	// What the platform cannot do yet is refused, not accepted and ignored.
+	updated.Spec.ControlPlane.Replicas = 3
+	if _, err := clusters.Update(ctx, updated, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) ||
+		!strings.Contains(err.Error(), "spec.controlPlane.replicas") || !strings.Contains(err.Error(), "not supported yet") {
+		t.Errorf("three control plane replicas: %v, want Invalid naming spec.controlPlane.replicas", err)
 	}
 
 	dual := cluster("dual", ns)
@@ -202,14 +209,14 @@ func TestServerSideApply(t *testing.T) {
 
 	applied, err := clusters.Apply(ctx, applyv1alpha1.Cluster("ssa", ns).
 		WithSpec(applyv1alpha1.ClusterSpec().
-			WithControlPlane(applyv1alpha1.ControlPlaneSpec().WithReplicas(3)).
+			WithControlPlane(applyv1alpha1.ControlPlaneSpec().WithReplicas(1)).
 			WithAdministrators(applyv1alpha1.Subject().WithKind(v1alpha1.SubjectKindUser).WithName("alice"))).
 		WithStatus(applyv1alpha1.ClusterStatus().WithPhase(v1alpha1.ClusterRunning)), owner)
 	if err != nil {
 		t.Fatalf("apply: %v", err)
 	}
-	if applied.Spec.ControlPlane.Replicas != 3 || applied.Status.Phase != v1alpha1.ClusterPending {
-		t.Errorf("apply created replicas %d phase %s, want 3 and Pending (status is reset)", applied.Spec.ControlPlane.Replicas, applied.Status.Phase)
+	if applied.Spec.ControlPlane.Replicas != 1 || applied.Status.Phase != v1alpha1.ClusterPending {
+		t.Errorf("apply created replicas %d phase %s, want 1 and Pending (status is reset)", applied.Spec.ControlPlane.Replicas, applied.Status.Phase)
 	}
 
 	// A second manager adds an administrator; administrators are a map list keyed by
@@ -222,7 +229,7 @@ func TestServerSideApply(t *testing.T) {
 	}
 
 	ctrl, err := clusters.ApplyStatus(ctx, applyv1alpha1.Cluster("ssa", ns).
-		WithSpec(applyv1alpha1.ClusterSpec().WithControlPlane(applyv1alpha1.ControlPlaneSpec().WithReplicas(1))).
+		WithSpec(applyv1alpha1.ClusterSpec().WithAdministrators(applyv1alpha1.Subject().WithKind(v1alpha1.SubjectKindGroup).WithName("intruders"))).
 		WithStatus(applyv1alpha1.ClusterStatus().WithPhase(v1alpha1.ClusterProvisioning).
 			WithConditions(applymetav1.Condition().WithType("Ready").WithStatus(metav1.ConditionFalse).
 				WithReason("Provisioning").WithMessage("starting").WithLastTransitionTime(metav1.Now()))),
@@ -232,9 +239,6 @@ func TestServerSideApply(t *testing.T) {
 	}
 	if ctrl.Status.Phase != v1alpha1.ClusterProvisioning || len(ctrl.Status.Conditions) != 1 {
 		t.Errorf("status apply lost: %+v", ctrl.Status)
-	}
-	if ctrl.Spec.ControlPlane.Replicas != 3 {
-		t.Errorf("spec changed through status apply: replicas %d", ctrl.Spec.ControlPlane.Replicas)
 	}
 	if len(ctrl.Spec.Administrators) != 2 {
 		t.Errorf("administrators of two managers: %v, want both", ctrl.Spec.Administrators)
@@ -307,5 +311,30 @@ func TestOpenAPIAndHealth(t *testing.T) {
 		if path == "/metrics" && !strings.Contains(string(body), "apiserver_request_total") {
 			t.Errorf("/metrics lacks apiserver_request_total")
 		}
+	}
+}
+
+// TestMetadataClients is what the host's kube-controller-manager does with our resources
+// (namespace deletion, garbage collection, quota): metadata-only lists and
+// deletecollection from a client that prefers protobuf. Our types have no protobuf form,
+// so they must be answered in JSON, never with a 500.
+func TestMetadataClients(t *testing.T) {
+	ctx, ns := testContext(t), env.NewTenant(t)
+	clusters := env.CS.ContainerserviceV1alpha1().Clusters(ns)
+	for _, name := range []string{"m1", "m2"} {
+		if _, err := clusters.Create(ctx, cluster(name, ns), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	meta := metadata.NewForConfigOrDie(env.AdminConfig).Resource(v1alpha1.SchemeGroupVersion.WithResource("clusters")).Namespace(ns)
+	list, err := meta.List(ctx, metav1.ListOptions{})
+	if err != nil || len(list.Items) != 2 {
+		t.Fatalf("metadata list: %v %v", list, err)
+	}
+	if err := meta.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+		t.Fatalf("deletecollection from a protobuf-preferring client: %v", err)
+	}
+	if left, err := clusters.List(ctx, metav1.ListOptions{}); err != nil || len(left.Items) != 0 {
+		t.Errorf("after deletecollection: %v %v", left, err)
 	}
 }

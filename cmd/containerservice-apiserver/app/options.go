@@ -8,12 +8,17 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	componentbaseconfig "k8s.io/component-base/config"
+	componentbaseoptions "k8s.io/component-base/config/options"
 	netutils "k8s.io/utils/net"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice"
@@ -44,6 +49,12 @@ type Options struct {
 	ExternalHost string
 	// Workers is the number of clusters reconciled at once.
 	Workers int
+	// MaxConcurrentStarts bounds how many control planes start at once.
+	MaxConcurrentStarts int
+	// AdminKubeconfigMaxTTL caps the lifetime of break-glass credentials.
+	AdminKubeconfigMaxTTL time.Duration
+	// LeaderElection makes sure one server at a time runs the controllers.
+	LeaderElection componentbaseconfig.LeaderElectionConfiguration
 	// Kubeconfig configures the user kubeconfigs of clusters/kubeconfig.
 	Kubeconfig clusterstorage.KubeconfigConfig
 	// PublicCAFile holds the CA bundle of Kubeconfig.PublicURL.
@@ -53,14 +64,26 @@ type Options struct {
 // NewOptions returns the default options.
 func NewOptions() *Options {
 	o := &Options{
-		Recommended: genericoptions.NewRecommendedOptions(etcdPathPrefix, Codecs.LegacyCodec(v1alpha1.SchemeGroupVersion)),
-		DataDir:     "/var/lib/containerservice",
-		Provisioner: "local",
-		KubeBinDir:  defaultKubeBinDir(),
-		Workers:     5,
+		Recommended:           genericoptions.NewRecommendedOptions(etcdPathPrefix, Codecs.LegacyCodec(v1alpha1.SchemeGroupVersion)),
+		DataDir:               "/var/lib/containerservice",
+		Provisioner:           "local",
+		KubeBinDir:            defaultKubeBinDir(),
+		Workers:               5,
+		MaxConcurrentStarts:   4,
+		AdminKubeconfigMaxTTL: 24 * time.Hour,
+		LeaderElection: componentbaseconfig.LeaderElectionConfiguration{
+			LeaderElect:       true,
+			LeaseDuration:     metav1.Duration{Duration: 15 * time.Second},
+			RenewDeadline:     metav1.Duration{Duration: 10 * time.Second},
+			RetryPeriod:       metav1.Duration{Duration: 2 * time.Second},
+			ResourceLock:      resourcelock.LeasesResourceLock,
+			ResourceName:      "containerservice-controllers",
+			ResourceNamespace: "containerservice-system",
+		},
 	}
 	o.Recommended.Etcd.StorageConfig.EncodeVersioner = runtime.NewMultiGroupVersioner(
 		v1alpha1.SchemeGroupVersion, schema.GroupKind{Group: v1alpha1.GroupName})
+	enableResourceQuota(o.Recommended)
 	return o
 }
 
@@ -87,6 +110,9 @@ embedded etcd under --data-dir when none is given.`,
 	fs.StringVar(&o.KubeBinDir, "kube-bin-dir", o.KubeBinDir, "Directory of etcd, kube-apiserver, kube-controller-manager and kube-scheduler "+containerservice.DefaultKubernetesVersion+" for the local driver (hack/kube-binaries.sh prints it).")
 	fs.StringVar(&o.ExternalHost, "external-host", "127.0.0.1", "Host name or address users reach user clusters' kube-apiservers at.")
 	fs.IntVar(&o.Workers, "cluster-workers", o.Workers, "Clusters reconciled at once.")
+	fs.IntVar(&o.MaxConcurrentStarts, "max-concurrent-starts", o.MaxConcurrentStarts, "Control planes the local driver starts at once (after a reboot every cluster needs starting); the others wait their turn. Adopting a control plane that still runs needs no start.")
+	fs.DurationVar(&o.AdminKubeconfigMaxTTL, "admin-kubeconfig-max-expiration", o.AdminKubeconfigMaxTTL, "Longest lifetime of a break-glass credential from clusters/adminkubeconfig (10m to 24h); longer requests get this.")
+	componentbaseoptions.BindLeaderElectionFlags(&o.LeaderElection, fs)
 	fs.StringVar(&o.Kubeconfig.PublicURL, "public-url", "", "URL of the host kube-apiserver as users reach it; user kubeconfigs point at each cluster's proxy path below it.")
 	fs.StringVar(&o.PublicCAFile, "public-ca-file", "", "PEM bundle that verifies --public-url, put into user kubeconfigs.")
 	fs.StringVar(&o.Kubeconfig.OIDCIssuerURL, "oidc-issuer-url", "", "Issuer of the platform's OIDC provider, for user kubeconfigs.")
@@ -102,6 +128,12 @@ func (o *Options) Validate() error {
 	}
 	if o.Workers < 1 {
 		errs = append(errs, fmt.Errorf("--cluster-workers must be at least 1"))
+	}
+	if o.MaxConcurrentStarts < 1 {
+		errs = append(errs, fmt.Errorf("--max-concurrent-starts must be at least 1"))
+	}
+	if o.AdminKubeconfigMaxTTL < 10*time.Minute || o.AdminKubeconfigMaxTTL > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("--admin-kubeconfig-max-expiration must be between 10m and 24h, not %s", o.AdminKubeconfigMaxTTL))
 	}
 	return utilerrors.NewAggregate(errs)
 }
@@ -140,12 +172,17 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	var driver provisioner.Driver
 	if o.Provisioner == "local" {
-		d := local.New(local.Config{
-			DataDir:      o.DataDir,
-			BinDirs:      map[string]string{containerservice.DefaultKubernetesVersion: o.KubeBinDir},
-			ExternalHost: o.ExternalHost,
+		d, err := local.New(local.Config{
+			DataDir:             o.DataDir,
+			BinDirs:             map[string]string{containerservice.DefaultKubernetesVersion: o.KubeBinDir},
+			ExternalHost:        o.ExternalHost,
+			MaxConcurrentStarts: o.MaxConcurrentStarts,
 		})
-		// User clusters stop with the server and start again with it (their data is kept).
+		if err != nil {
+			return err
+		}
+		// User control planes keep running when the server stops, for whatever reason:
+		// the next start adopts them.
 		defer d.Shutdown()
 		driver = d
 	}

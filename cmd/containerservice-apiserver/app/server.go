@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/endpoints/openapi"
@@ -11,11 +12,8 @@ import (
 	"k8s.io/apiserver/pkg/util/compatibility"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
-	"github.com/ucloudstack/containerservice/pkg/generated/clientset/versioned"
-	csinformers "github.com/ucloudstack/containerservice/pkg/generated/informers/externalversions"
 	generatedopenapi "github.com/ucloudstack/containerservice/pkg/generated/openapi"
 	"github.com/ucloudstack/containerservice/pkg/provisioner"
-	"github.com/ucloudstack/containerservice/pkg/provisioner/clustercontroller"
 	clusterstorage "github.com/ucloudstack/containerservice/pkg/registry/containerservice/cluster/storage"
 	nodestorage "github.com/ucloudstack/containerservice/pkg/registry/containerservice/node/storage"
 	pluginstorage "github.com/ucloudstack/containerservice/pkg/registry/containerservice/plugin/storage"
@@ -42,44 +40,27 @@ func (o *Options) newServer(driver provisioner.Driver) (*genericapiserver.Generi
 	if err != nil {
 		return nil, fmt.Errorf("create server: %w", err)
 	}
-	storage, err := newStorage(Scheme, config.RESTOptionsGetter, driver, o.Kubeconfig)
+	storage, err := newStorage(Scheme, config.RESTOptionsGetter, driver, o.Kubeconfig, o.AdminKubeconfigMaxTTL)
 	if err != nil {
 		return nil, err
 	}
 	group := genericapiserver.NewDefaultAPIGroupInfo(v1alpha1.GroupName, Scheme, runtime.NewParameterCodec(Scheme), Codecs)
+	group.NegotiatedSerializer = groupCodecs
 	group.VersionedResourcesStorageMap[v1alpha1.SchemeGroupVersion.Version] = storage
 	if err := server.InstallAPIGroup(&group); err != nil {
 		return nil, fmt.Errorf("install API group %s: %w", v1alpha1.GroupName, err)
 	}
 
-	informers := config.SharedInformerFactory
-	server.AddPostStartHookOrDie("start-containerservice-informers", func(ctx genericapiserver.PostStartHookContext) error {
-		informers.Start(ctx.Done())
-		return nil
-	})
 	if driver != nil {
-		loopback := config.LoopbackClientConfig
-		workers := o.Workers
-		server.AddPostStartHookOrDie("start-cluster-controller", func(ctx genericapiserver.PostStartHookContext) error {
-			client, err := versioned.NewForConfig(loopback)
-			if err != nil {
-				return fmt.Errorf("cluster controller client: %w", err)
-			}
-			factory := csinformers.NewSharedInformerFactory(client, 0)
-			ctrl, err := clustercontroller.New(client, factory.Containerservice().V1alpha1().Clusters(), driver)
-			if err != nil {
-				return err
-			}
-			factory.Start(ctx.Done())
-			go ctrl.Run(ctx, workers)
-			return nil
-		})
+		if err := o.addProvisioner(server, config, driver); err != nil {
+			return nil, err
+		}
 	}
 	return server, nil
 }
 
 // newStorage returns the storage of every resource and subresource of the group.
-func newStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, driver provisioner.Driver, kubeconfig clusterstorage.KubeconfigConfig) (map[string]rest.Storage, error) {
+func newStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, driver provisioner.Driver, kubeconfig clusterstorage.KubeconfigConfig, adminMaxTTL time.Duration) (map[string]rest.Storage, error) {
 	kinds := []struct {
 		plural string
 		build  func(runtime.ObjectTyper, generic.RESTOptionsGetter) (*specstatus.REST, *specstatus.StatusREST, error)
@@ -99,7 +80,7 @@ func newStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, dr
 		storage[k.plural+"/status"] = status
 	}
 	clusters := storage["clusters"].(rest.Getter)
-	storage["clusters/adminkubeconfig"] = clusterstorage.NewAdminKubeconfigREST(clusters, driver, scheme)
+	storage["clusters/adminkubeconfig"] = clusterstorage.NewAdminKubeconfigREST(clusters, driver, scheme, adminMaxTTL)
 	storage["clusters/kubeconfig"] = clusterstorage.NewKubeconfigREST(clusters, kubeconfig)
 	return storage, nil
 }

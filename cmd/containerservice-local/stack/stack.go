@@ -1,7 +1,8 @@
 // Package stack runs a whole containerservice management plane on one machine: an etcd
-// and a kube-apiserver as the host, and containerservice-apiserver registered with the
-// host's aggregator through an APIService. `make run` and the integration tests use it,
-// so the tests exercise exactly what a user starts.
+// (TLS with client certificates), a kube-apiserver and a kube-controller-manager as the
+// host, and containerservice-apiserver registered with the host's aggregator through an
+// APIService, restarted when it dies. `make run` and the tests use it, so the tests
+// exercise exactly what a user starts.
 package stack
 
 import (
@@ -28,6 +29,7 @@ import (
 
 	"github.com/ucloudstack/containerservice/artifacts"
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/local"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/pki"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/supervisor"
 )
@@ -70,14 +72,17 @@ type Stack struct {
 	ca, frontProxy, serve *pki.Authority
 	ports                 map[string]int
 
-	hostEtcd, hostAPI, server *supervisor.Process
+	hostEtcd, hostAPI, hostKCM *supervisor.Process
+	// server is supervised: a server that dies is started again, and adopts the user
+	// control planes that kept running.
+	server *supervisor.Supervised
 
 	// Kubeconfig is the path of the host administrator's kubeconfig.
 	Kubeconfig string
 	// AdminConfig is the host administrator's client configuration (system:masters).
-	AdminConfig      *rest.Config
-	serverKubeconfig string
-	serving          pki.KeyPair
+	AdminConfig                     *rest.Config
+	serverKubeconfig, kcmKubeconfig string
+	serving                         pki.KeyPair
 }
 
 // Start brings the whole stack up and returns once the API is served through the
@@ -115,25 +120,58 @@ func Start(ctx context.Context, cfg Config) (s *Stack, err error) {
 	return s, nil
 }
 
-// Stop stops every component, the server first. The state directory is kept.
+// Stop stops every component: the server first (the user control planes outlive it, as
+// in production), then the user control planes, then the host. The state directory is
+// kept, and the next start brings everything back.
 func (s *Stack) Stop() {
 	s.StopServer()
+	s.StopUserClusters()
+	s.hostKCM.Stop()
 	s.hostAPI.Stop()
 	s.hostEtcd.Stop()
 }
 
-// StopServer stops containerservice-apiserver alone, as an operator restarting it would.
+// StopServer stops containerservice-apiserver alone, as an operator restarting it would;
+// user control planes keep running.
 func (s *Stack) StopServer() {
-	s.server.Stop()
-	s.server = nil
+	if s.server != nil {
+		s.server.Stop()
+		s.server = nil
+	}
+}
+
+// StopUserClusters stops every user control plane the server's local driver recorded, as
+// a reboot of the machine would (the server must be stopped first).
+func (s *Stack) StopUserClusters() {
+	local.StopControlPlanes(s.ServerDataDir())
+}
+
+// ServerPid is the pid of the running containerservice-apiserver, or 0.
+func (s *Stack) ServerPid() int {
+	if s.server == nil {
+		return 0
+	}
+	return s.server.Pid()
 }
 
 // BinDir is the directory of the kube binaries the stack runs.
 func (s *Stack) BinDir() string { return s.cfg.BinDir }
 
-// HostEtcdURL is the client URL of the host's etcd.
+// HostEtcdURL is the client URL of the host's etcd; it takes only client certificates of
+// the stack's etcd CA.
 func (s *Stack) HostEtcdURL() string {
-	return "http://127.0.0.1:" + strconv.Itoa(s.ports["host-etcd-client"])
+	return "https://127.0.0.1:" + strconv.Itoa(s.ports["host-etcd-client"])
+}
+
+// HostEtcdFlags are the flags that make containerservice-apiserver store its objects in
+// the host's etcd instead of its embedded one.
+func (s *Stack) HostEtcdFlags() []string { return s.etcdClientFlags("containerservice-etcd-client") }
+
+// etcdClientFlags are the flags that let an API server use the host's etcd.
+func (s *Stack) etcdClientFlags(client string) []string {
+	p := func(name string) string { return filepath.Join(s.pkiDir, name) }
+	return []string{"--etcd-servers=" + s.HostEtcdURL(), "--etcd-cafile=" + p("etcd-ca.crt"),
+		"--etcd-certfile=" + p(client+".crt"), "--etcd-keyfile=" + p(client+".key")}
 }
 
 // ServerURL is where containerservice-apiserver serves directly, bypassing the aggregator.
@@ -217,6 +255,20 @@ func (s *Stack) writePKI() error {
 	if s.serve, err = pki.LoadOrCreateCA(s.pkiDir, "containerservice-ca"); err != nil {
 		return err
 	}
+	etcdCA, err := pki.LoadOrCreateCA(s.pkiDir, "etcd-ca")
+	if err != nil {
+		return err
+	}
+	loopbackIPs := []net.IP{net.ParseIP("127.0.0.1")}
+	for name, req := range map[string]pki.Request{
+		"etcd-server":                  {CommonName: "host-etcd", Server: true, Client: true, DNSNames: []string{"localhost"}, IPs: loopbackIPs},
+		"host-apiserver-etcd-client":   {CommonName: "host-kube-apiserver", Client: true},
+		"containerservice-etcd-client": {CommonName: "containerservice-apiserver", Client: true},
+	} {
+		if _, err := etcdCA.IssueFiles(s.pkiDir, name, req); err != nil {
+			return err
+		}
+	}
 	if _, err := pki.WriteServiceAccountKey(s.pkiDir); err != nil {
 		return fmt.Errorf("write service account key: %w", err)
 	}
@@ -239,7 +291,11 @@ func (s *Stack) writePKI() error {
 	}
 	// The local stack runs no pods, so the server presents a certificate carrying its
 	// ServiceAccount's username: the RBAC of artifacts/rbac then applies to it unchanged.
-	s.serverKubeconfig, _, err = s.writeKubeconfig("containerservice-apiserver.kubeconfig", hostURL, serverUser, []string{"system:serviceaccounts"})
+	if s.serverKubeconfig, _, err = s.writeKubeconfig("containerservice-apiserver.kubeconfig", hostURL, serverUser, []string{"system:serviceaccounts"}); err != nil {
+		return err
+	}
+	// kube-controller-manager's own identity; its controllers use their ServiceAccounts.
+	s.kcmKubeconfig, _, err = s.writeKubeconfig("kube-controller-manager.kubeconfig", hostURL, "system:kube-controller-manager", nil)
 	return err
 }
 
@@ -273,47 +329,53 @@ func (s *Stack) UserConfig(user string, groups ...string) (*rest.Config, error) 
 	return cfg, nil
 }
 
-// startHost starts the host's etcd and kube-apiserver and waits until the apiserver is ready.
+// startHost starts the host's etcd, kube-apiserver and kube-controller-manager and waits
+// until the apiserver is ready.
 func (s *Stack) startHost(ctx context.Context) error {
-	client, peer := s.HostEtcdURL(), "http://127.0.0.1:"+strconv.Itoa(s.ports["host-etcd-peer"])
+	client, peer := s.HostEtcdURL(), "https://127.0.0.1:"+strconv.Itoa(s.ports["host-etcd-peer"])
+	p := func(name string) string { return filepath.Join(s.pkiDir, name) }
 	var err error
 	s.progress("starting etcd (host) on %s", client)
-	s.hostEtcd, err = supervisor.Start("host-etcd", filepath.Join(s.cfg.BinDir, "etcd"), []string{
+	s.hostEtcd, err = supervisor.Start(supervisor.Command{Name: "host-etcd", Binary: filepath.Join(s.cfg.BinDir, "etcd"), LogDir: s.logDir, Args: []string{
 		"--name=host",
 		"--data-dir=" + filepath.Join(s.cfg.StateDir, "host-etcd"),
 		"--listen-client-urls=" + client, "--advertise-client-urls=" + client,
 		"--listen-peer-urls=" + peer, "--initial-advertise-peer-urls=" + peer,
 		"--initial-cluster=host=" + peer,
+		// Only certificates of the stack's etcd CA get in, clients and peers alike.
+		"--cert-file=" + p("etcd-server.crt"), "--key-file=" + p("etcd-server.key"),
+		"--trusted-ca-file=" + p("etcd-ca.crt"), "--client-cert-auth=true",
+		"--peer-cert-file=" + p("etcd-server.crt"), "--peer-key-file=" + p("etcd-server.key"),
+		"--peer-trusted-ca-file=" + p("etcd-ca.crt"), "--peer-client-cert-auth=true",
 		"--log-level=warn",
-	}, nil, s.logDir)
+	}})
 	if err != nil {
 		return err
 	}
 
-	pki := func(name string) string { return filepath.Join(s.pkiDir, name) }
 	port := s.ports["host-apiserver"]
 	s.progress("starting kube-apiserver (host) on https://127.0.0.1:%d", port)
-	s.hostAPI, err = supervisor.Start("host-kube-apiserver", filepath.Join(s.cfg.BinDir, "kube-apiserver"), []string{
-		"--etcd-servers=" + client,
-		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=" + strconv.Itoa(port),
-		"--tls-cert-file=" + pki("host-apiserver.crt"), "--tls-private-key-file=" + pki("host-apiserver.key"),
-		"--client-ca-file=" + pki("ca.crt"),
-		"--service-account-issuer=https://kubernetes.default.svc",
-		"--service-account-key-file=" + pki("sa.pub"), "--service-account-signing-key-file=" + pki("sa.key"),
-		"--service-cluster-ip-range=10.0.0.0/24",
-		"--authorization-mode=RBAC",
-		"--requestheader-client-ca-file=" + pki("front-proxy-ca.crt"),
-		"--requestheader-allowed-names=front-proxy-client",
-		"--requestheader-username-headers=X-Remote-User",
-		"--requestheader-group-headers=X-Remote-Group",
-		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
-		"--proxy-client-cert-file=" + pki("front-proxy-client.crt"), "--proxy-client-key-file=" + pki("front-proxy-client.key"),
-		"--enable-aggregator-routing=false",
-		// The host runs on loopback, which the endpoints of the kubernetes Service may not name.
-		"--endpoint-reconciler-type=none",
-		"--cert-dir=" + filepath.Join(s.cfg.StateDir, "host-apiserver"),
-		"--profiling=false",
-	}, nil, s.logDir)
+	s.hostAPI, err = supervisor.Start(supervisor.Command{Name: "host-kube-apiserver", Binary: filepath.Join(s.cfg.BinDir, "kube-apiserver"), LogDir: s.logDir,
+		Args: append(s.etcdClientFlags("host-apiserver-etcd-client"),
+			"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port="+strconv.Itoa(port),
+			"--tls-cert-file="+p("host-apiserver.crt"), "--tls-private-key-file="+p("host-apiserver.key"),
+			"--client-ca-file="+p("ca.crt"),
+			"--service-account-issuer=https://kubernetes.default.svc",
+			"--service-account-key-file="+p("sa.pub"), "--service-account-signing-key-file="+p("sa.key"),
+			"--service-cluster-ip-range=10.0.0.0/24",
+			"--authorization-mode=RBAC",
+			"--requestheader-client-ca-file="+p("front-proxy-ca.crt"),
+			"--requestheader-allowed-names=front-proxy-client",
+			"--requestheader-username-headers=X-Remote-User",
+			"--requestheader-group-headers=X-Remote-Group",
+			"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+			"--proxy-client-cert-file="+p("front-proxy-client.crt"), "--proxy-client-key-file="+p("front-proxy-client.key"),
+			"--enable-aggregator-routing=false",
+			// The host runs on loopback, which the endpoints of the kubernetes Service may not name.
+			"--endpoint-reconciler-type=none",
+			"--cert-dir="+filepath.Join(s.cfg.StateDir, "host-apiserver"),
+			"--profiling=false",
+		)})
 	if err != nil {
 		return err
 	}
@@ -321,15 +383,31 @@ func (s *Stack) startHost(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	waitCtx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	return s.hostAPI.WaitFor(ctx, "wait for /readyz", func(ctx context.Context) error {
+	if err := s.hostAPI.WaitFor(waitCtx, "wait for /readyz", func(ctx context.Context) error {
 		if s.hostEtcd.Exited() {
 			return s.hostEtcd.Failure()
 		}
 		_, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		return err
-	})
+	}); err != nil {
+		return err
+	}
+
+	// As in a real management plane: deleting a tenant namespace deletes what is in it
+	// (clusters included), garbage collection runs, and quota usage is counted.
+	s.progress("starting kube-controller-manager (host)")
+	s.hostKCM, err = supervisor.Start(supervisor.Command{Name: "host-kube-controller-manager", Binary: filepath.Join(s.cfg.BinDir, "kube-controller-manager"), LogDir: s.logDir, Args: []string{
+		"--kubeconfig=" + s.kcmKubeconfig,
+		"--use-service-account-credentials=true",
+		"--service-account-private-key-file=" + p("sa.key"),
+		"--root-ca-file=" + p("ca.crt"),
+		"--secure-port=0",
+		"--leader-elect=false",
+		"--profiling=false",
+	}})
+	return err
 }
 
 // applyRBAC applies artifacts/rbac with the real kubectl, as a platform admin would.
@@ -377,29 +455,43 @@ func (s *Stack) StartServer(ctx context.Context, extraArgs ...string) error {
 		"--public-ca-file=" + s.ca.CertFile,
 	}, s.cfg.ServerArgs...)
 	if s.cfg.ServerOnHostEtcd {
-		args = append(args, "--etcd-servers="+s.HostEtcdURL())
+		args = append(args, s.etcdClientFlags("containerservice-etcd-client")...)
 	}
 	args = append(args, extraArgs...)
-	var err error
-	if s.server, err = supervisor.Start("containerservice-apiserver", s.cfg.ServerBinary, args, nil, s.logDir); err != nil {
-		return err
-	}
+	s.server = supervisor.Supervise(supervisor.Component{Name: "containerservice-apiserver", Binary: s.cfg.ServerBinary, Args: args, LogDir: s.logDir})
 	if err := s.register(ctx, port); err != nil {
 		return err
 	}
+	return s.WaitForServer(ctx)
+}
+
+// WaitForServer returns once the server's API is discoverable through the host's
+// aggregator (after a start, or a restart by the supervisor).
+func (s *Stack) WaitForServer(ctx context.Context) error {
 	dc, err := discovery.NewDiscoveryClientForConfig(s.AdminConfig)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	return s.server.WaitFor(ctx, "wait for the API through the aggregator", func(context.Context) error {
+	for {
 		list, err := dc.ServerResourcesForGroupVersion(v1alpha1.SchemeGroupVersion.String())
-		if err == nil && len(list.APIResources) == 0 {
+		if err == nil && len(list.APIResources) > 0 && s.ServerPid() != 0 {
+			return nil
+		}
+		if err == nil {
 			err = errors.New("no resources discovered yet")
 		}
-		return err
-	})
+		select {
+		case <-ctx.Done():
+			tail, _ := os.ReadFile(s.ServerLog())
+			if len(tail) > 4096 {
+				tail = tail[len(tail)-4096:]
+			}
+			return fmt.Errorf("containerservice-apiserver not served through the aggregator: %w (last: %v); end of %s:\n%s", ctx.Err(), err, s.ServerLog(), tail)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // register points the aggregator at the server: an ExternalName Service naming loopback

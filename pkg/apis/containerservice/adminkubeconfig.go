@@ -38,7 +38,9 @@ const (
 // AdminKubeconfigRequestSpec is what the caller asks for.
 type AdminKubeconfigRequestSpec struct {
 	// expirationSeconds is the credential's lifetime: at least 600 (10 minutes), at most
-	// 86400 (24 hours). Defaults to 3600.
+	// 86400 (24 hours). Defaults to 3600. The server may cap it lower
+	// (--admin-kubeconfig-max-expiration); status.expirationTimestamp says when the
+	// credential really expires.
 	// +optional
 	ExpirationSeconds *int64 `json:"expirationSeconds,omitempty"`
 	// endpoint is internal or external. Defaults to external.

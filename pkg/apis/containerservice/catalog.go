@@ -16,8 +16,3 @@ var PluginTypes = []string{
 	"csi",
 	"ingress",
 }
-
-// ClusterFinalizer keeps a Cluster until its control plane is gone. Only the provisioner
-// (and platform operators in system:masters) may remove it: a tenant who could would
-// leave a running control plane behind.
-const ClusterFinalizer = "containerservice.ucloudstack.io/control-plane"

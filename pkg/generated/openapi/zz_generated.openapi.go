@@ -182,7 +182,7 @@ func schema_pkg_apis_containerservice_v1alpha1_AdminKubeconfigRequestSpec(ref co
 				Properties: map[string]spec.Schema{
 					"expirationSeconds": {
 						SchemaProps: spec.SchemaProps{
-							Description: "expirationSeconds is the credential's lifetime: at least 600 (10 minutes), at most 86400 (24 hours). Defaults to 3600.",
+							Description: "expirationSeconds is the credential's lifetime: at least 600 (10 minutes), at most 86400 (24 hours). Defaults to 3600. The server may cap it lower (--admin-kubeconfig-max-expiration); status.expirationTimestamp says when the credential really expires.",
 							Type:        []string{"integer"},
 							Format:      "int64",
 						},
@@ -478,7 +478,7 @@ func schema_pkg_apis_containerservice_v1alpha1_ClusterNetwork(ref common.Referen
 							},
 						},
 						SchemaProps: spec.SchemaProps{
-							Description: "podCIDRs are the ranges pod addresses come from, one per family in ipFamilies order. Defaults to 10.244.0.0/16 for IPv4 and fd00:10:244::/56 for IPv6.",
+							Description: "podCIDRs are the ranges pod addresses come from, one per family in ipFamilies order. Each node gets a /24 (IPv4) or a /64 (IPv6) of it, so an IPv4 range must be /24 or shorter and an IPv6 range /48 to /64. Defaults to 10.244.0.0/16 for IPv4 and fd00:10:244::/56 for IPv6.",
 							Type:        []string{"array"},
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
@@ -497,7 +497,7 @@ func schema_pkg_apis_containerservice_v1alpha1_ClusterNetwork(ref common.Referen
 							},
 						},
 						SchemaProps: spec.SchemaProps{
-							Description: "serviceCIDRs are the ranges service cluster IPs come from, one per family in ipFamilies order, at most 20 host bits each. Defaults to 10.96.0.0/12 for IPv4 and fd00:10:96::/108 for IPv6. They must not overlap the pod ranges.",
+							Description: "serviceCIDRs are the ranges service cluster IPs come from, one per family in ipFamilies order, at most 20 host bits each, the first with at least 8 addresses. Defaults to 10.96.0.0/12 for IPv4 and fd00:10:96::/108 for IPv6. They must not overlap the pod ranges.",
 							Type:        []string{"array"},
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
@@ -661,7 +661,7 @@ func schema_pkg_apis_containerservice_v1alpha1_ControlPlaneSpec(ref common.Refer
 				Properties: map[string]spec.Schema{
 					"replicas": {
 						SchemaProps: spec.SchemaProps{
-							Description: "replicas is the number of control plane instances: 1, or 3 for high availability. Defaults to 1.",
+							Description: "replicas is the number of control plane instances. Only 1 is supported for now; 3, for high availability, will follow. Defaults to 1.",
 							Type:        []string{"integer"},
 							Format:      "int32",
 						},

@@ -1,8 +1,10 @@
-// Package bootstrap puts the platform's objects into a new user cluster, whatever driver
-// runs it: the namespaces ucs-system and ucs-users, the permission-group ClusterRoles,
-// the proxy identity's rights, and one ServiceAccount per administrator bound to
-// cluster-admin. Everything is server-side applied, so running it again is harmless and
-// repairs drift.
+// Package bootstrap puts the platform's objects into a user cluster, whatever driver runs
+// it: the namespaces ucs-system and ucs-users, the permission-group ClusterRoles, the
+// proxy identity's rights, one ServiceAccount per administrator bound to cluster-admin,
+// and the break-glass group's binding. Everything but that binding is server-side
+// applied on every pass, so running it again is harmless and repairs drift; the
+// break-glass binding is created once, so that deleting it (revoking every break-glass
+// credential) sticks.
 package bootstrap
 
 import (
@@ -10,6 +12,7 @@ import (
 	"fmt"
 
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
@@ -32,15 +35,18 @@ var PermissionGroups = map[v1alpha1.ProjectRole]string{
 }
 
 const (
-	managedByLabel = "app.kubernetes.io/managed-by"
-	proxyRole      = "ucs:proxy-impersonator"
-	adminBinding   = "ucs:administrators"
+	proxyRole    = "ucs:proxy-impersonator"
+	adminBinding = "ucs:administrators"
+	// stateConfigMap (in ucs-system) remembers what the platform did once in the cluster.
+	stateConfigMap = "ucs-platform"
+	// breakGlassCreated is its key saying the break-glass binding was created.
+	breakGlassCreated = "breakGlassBindingCreated"
 )
 
 // Apply brings the user cluster's platform objects to what the Cluster asks for.
 func Apply(ctx context.Context, client kubernetes.Interface, c *v1alpha1.Cluster) error {
 	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
-	labels := map[string]string{managedByLabel: FieldManager}
+	labels := map[string]string{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue}
 	for _, ns := range []string{identity.SystemNamespace, identity.UsersNamespace} {
 		if _, err := client.CoreV1().Namespaces().Apply(ctx, corev1ac.Namespace(ns).WithLabels(labels), opts); err != nil {
 			return fmt.Errorf("apply namespace %s: %w", ns, err)
@@ -74,7 +80,7 @@ func Apply(ctx context.Context, client kubernetes.Interface, c *v1alpha1.Cluster
 		case v1alpha1.SubjectKindUser:
 			sa := identity.ServiceAccountName(a.Name)
 			if _, err := client.CoreV1().ServiceAccounts(identity.UsersNamespace).Apply(ctx, corev1ac.ServiceAccount(sa, identity.UsersNamespace).
-				WithLabels(labels).WithAnnotations(map[string]string{identity.UsernameAnnotation: a.Name}), opts); err != nil {
+				WithLabels(labels).WithAnnotations(map[string]string{v1alpha1.UsernameAnnotation: a.Name}), opts); err != nil {
 				return fmt.Errorf("apply the ServiceAccount of %s: %w", a.Name, err)
 			}
 			subjects = append(subjects, rbacv1ac.Subject().WithKind(rbacv1.ServiceAccountKind).WithNamespace(identity.UsersNamespace).WithName(sa))
@@ -87,6 +93,40 @@ func Apply(ctx context.Context, client kubernetes.Interface, c *v1alpha1.Cluster
 		WithSubjects(subjects...)
 	if _, err := client.RbacV1().ClusterRoleBindings().Apply(ctx, crb, opts); err != nil {
 		return fmt.Errorf("bind administrators to cluster-admin: %w", err)
+	}
+	return createBreakGlassBindingOnce(ctx, client, labels)
+}
+
+// createBreakGlassBindingOnce binds the break-glass group to cluster-admin the first
+// time, and remembers it in ucs-system, so that an operator who deletes the binding
+// (revoking every break-glass credential without a rotation) is not overruled. A
+// cluster bootstrapped by an earlier version gets it on its next pass.
+func createBreakGlassBindingOnce(ctx context.Context, client kubernetes.Interface, labels map[string]string) error {
+	cms := client.CoreV1().ConfigMaps(identity.SystemNamespace)
+	state, err := cms.Get(ctx, stateConfigMap, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		state = nil
+	case err != nil:
+		return fmt.Errorf("read the platform's state: %w", err)
+	}
+	if state != nil && state.Data[breakGlassCreated] == "true" {
+		return nil
+	}
+	crb := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.BreakGlassGroup, Labels: labels, Annotations: map[string]string{
+			"containerservice.ucloudstack.io/description": "Break-glass (adminkubeconfig) credentials carry the group " + v1alpha1.BreakGlassGroup +
+				". Delete this binding to revoke all of them at once; the platform does not create it again.",
+		}},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: v1alpha1.BreakGlassGroup}},
+	}
+	if _, err := client.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{FieldManager: FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("bind the break-glass group to cluster-admin: %w", err)
+	}
+	cm := corev1ac.ConfigMap(stateConfigMap, identity.SystemNamespace).WithLabels(labels).WithData(map[string]string{breakGlassCreated: "true"})
+	if _, err := cms.Apply(ctx, cm, metav1.ApplyOptions{FieldManager: FieldManager, Force: true}); err != nil {
+		return fmt.Errorf("record the break-glass binding: %w", err)
 	}
 	return nil
 }

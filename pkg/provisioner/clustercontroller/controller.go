@@ -1,8 +1,10 @@
 // Package clustercontroller drives Clusters: it guards them with a finalizer, asks the
-// driver to make their control plane exist and run, and reports phase, endpoints and a
-// condition per component through the status subresource. It is level-triggered: each
-// pass compares the object with what the driver observes, so it resumes wherever a
-// restart left it.
+// driver to make their control plane exist and run, puts the platform's objects into the
+// cluster, and reports phase, endpoints and a condition per component through the status
+// subresource. It is level-triggered: each pass compares the object with what the driver
+// observes, so it resumes wherever a restart left it. A control plane's data is deleted
+// only with proof that its Cluster (that UID) was deleted; data nothing accounts for is
+// quarantined (sweep.go).
 package clustercontroller
 
 import (
@@ -10,214 +12,218 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/workqueue"
-	"k8s.io/component-base/metrics"
-	"k8s.io/component-base/metrics/legacyregistry"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
-	cs "github.com/ucloudstack/containerservice/pkg/apis/containerservice"
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/generated/clientset/versioned"
 	informers "github.com/ucloudstack/containerservice/pkg/generated/informers/externalversions/containerservice/v1alpha1"
 	listers "github.com/ucloudstack/containerservice/pkg/generated/listers/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/provisioner"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/bootstrap"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/controller"
 )
 
-const (
-	// RotateAnnotation asks for a credential rotation: set it to a new value (a timestamp,
-	// say) and the controller replaces the cluster's client CA once for that value.
-	RotateAnnotation = "containerservice.ucloudstack.io/rotate-credentials"
-	// ConditionReady is True when every component is healthy.
-	ConditionReady = "Ready"
+// Name is the controller's name in metrics and logs.
+const Name = "cluster"
 
+const (
 	// Health is re-checked this often while a cluster is coming up or unwell, and this
 	// often once it is Ready.
 	pollUnready = 2 * time.Second
 	pollReady   = 15 * time.Second
+	// rebootstrapEvery is how often the platform's objects in a user cluster are applied
+	// again, which repairs whatever someone changed inside.
+	rebootstrapEvery = 5 * time.Minute
 )
-
-var (
-	reconciles = metrics.NewCounterVec(&metrics.CounterOpts{
-		Namespace: "containerservice", Subsystem: "cluster_controller", Name: "reconciles_total",
-		Help: "Cluster reconciliations by result (ok, error, permanent_error).", StabilityLevel: metrics.ALPHA,
-	}, []string{"result"})
-	reconcileSeconds = metrics.NewHistogram(&metrics.HistogramOpts{
-		Namespace: "containerservice", Subsystem: "cluster_controller", Name: "reconcile_duration_seconds",
-		Help: "Time one Cluster reconciliation took.", Buckets: metrics.ExponentialBuckets(0.01, 2, 12), StabilityLevel: metrics.ALPHA,
-	})
-)
-
-func init() {
-	legacyregistry.MustRegister(reconciles, reconcileSeconds)
-}
 
 // Controller reconciles Clusters with a driver.
 type Controller struct {
-	client versioned.Interface
-	lister listers.ClusterLister
-	synced cache.InformerSynced
-	queue  workqueue.TypedRateLimitingInterface[string]
-	driver provisioner.Driver
+	*controller.Controller
+	client   versioned.Interface
+	lister   listers.ClusterLister
+	driver   provisioner.Driver
+	recorder record.EventRecorder
+	// bootstrap applies the platform's objects into a user cluster (a variable for tests).
+	bootstrap func(ctx context.Context, client kubernetes.Interface, c *v1alpha1.Cluster) error
+
+	mu sync.Mutex
+	// deleted holds the UIDs of Clusters whose deletion the informer delivered: the proof
+	// that lets their data go. A Cluster merely missing from the cache (an empty or wrong
+	// etcd, a restored backup) is no proof.
+	deleted map[string]types.UID
+	// bootstrapped is the generation applied in each cluster, and when.
+	bootstrapped map[types.UID]applied
+	// warned holds the unaccounted running control planes already reported.
+	warned map[string]bool
 }
 
-// New returns a controller over the informer's Clusters.
-func New(client versioned.Interface, informer informers.ClusterInformer, driver provisioner.Driver) (*Controller, error) {
+type applied struct {
+	generation int64
+	at         time.Time
+}
+
+// New returns a controller over the shared informer's Clusters.
+func New(client versioned.Interface, informer informers.ClusterInformer, driver provisioner.Driver, recorder record.EventRecorder) (*Controller, error) {
 	c := &Controller{
-		client: client,
-		lister: informer.Lister(),
-		synced: informer.Informer().HasSynced,
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "clusters"}),
-		driver: driver,
+		client: client, lister: informer.Lister(), driver: driver, recorder: recorder, bootstrap: bootstrap.Apply,
+		deleted: map[string]types.UID{}, bootstrapped: map[types.UID]applied{}, warned: map[string]bool{},
 	}
+	c.Controller = controller.New(Name, c, informer.Informer().HasSynced)
 	_, err := informer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueue,
-		UpdateFunc: func(_, obj any) { c.enqueue(obj) },
-		DeleteFunc: c.enqueue,
+		AddFunc:    c.Enqueue,
+		UpdateFunc: func(_, obj any) { c.Enqueue(obj) },
+		DeleteFunc: c.onDelete,
 	})
 	return c, err
 }
 
-func (c *Controller) enqueue(obj any) {
-	if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
-		c.queue.Add(key)
+// onDelete remembers the UID of a Cluster the API server deleted. A tombstone (the
+// informer missed the deletion and found the object gone on a relist) proves nothing.
+func (c *Controller) onDelete(obj any) {
+	if cl, ok := obj.(*v1alpha1.Cluster); ok {
+		c.mu.Lock()
+		c.deleted[cl.Namespace+"/"+cl.Name] = cl.UID
+		c.mu.Unlock()
 	}
+	c.Enqueue(obj)
 }
 
-// Run processes Clusters with the given number of workers until ctx ends.
+// Run reconciles with the given number of workers, follows the driver's changes and
+// sweeps for unaccounted control planes until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) {
-	defer utilruntime.HandleCrash()
-	defer c.queue.ShutDown()
-	klog.InfoS("Starting cluster controller")
-	if !cache.WaitForNamedCacheSync("clusters", ctx.Done(), c.synced) {
+	go c.Controller.Run(ctx, workers)
+	if !c.WaitForSync(ctx) {
 		return
 	}
-	// Control planes whose Cluster is gone (deleted while the server was down, or its
-	// finalizer removed by hand) are found here and deleted by reconcile.
-	known, err := c.driver.Known()
-	if err != nil {
-		klog.ErrorS(err, "Cannot list the driver's clusters; leftovers stay until their name is used again")
-	}
-	for _, key := range known {
-		c.queue.Add(key)
-	}
-	for range workers {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
+	go c.sweepEvery(ctx)
 	for {
 		select {
 		case key := <-c.driver.Changes():
-			c.queue.Add(key)
+			c.EnqueueKey(key)
 		case <-ctx.Done():
 			return
 		}
 	}
 }
 
-func (c *Controller) worker(ctx context.Context) {
-	for c.next(ctx) {
-	}
-}
-
-func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	start := time.Now()
-	after, err := c.reconcile(ctx, key)
-	reconcileSeconds.Observe(time.Since(start).Seconds())
-	var permanent *provisioner.PermanentError
-	switch {
-	case err == nil:
-		reconciles.WithLabelValues("ok").Inc()
-		c.queue.Forget(key)
-		if after > 0 {
-			c.queue.AddAfter(key, after)
-		}
-	case errors.As(err, &permanent):
-		// Retried slowly: the cause is outside the controller's reach, but an operator
-		// may fix it (install binaries, say) and the cluster then comes up on its own.
-		reconciles.WithLabelValues("permanent_error").Inc()
-		klog.ErrorS(err, "Cluster cannot be provisioned", "cluster", key)
-		c.queue.AddAfter(key, 30*time.Second)
-	default:
-		reconciles.WithLabelValues("error").Inc()
-		klog.ErrorS(err, "Reconciling cluster failed; retrying", "cluster", key)
-		c.queue.AddRateLimited(key)
-	}
-	return true
-}
-
-// reconcile brings one Cluster a step closer to what it asks for and returns when to look again.
-func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, error) {
+// Reconcile brings one Cluster a step closer to what it asks for.
+func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, error) {
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
 		return 0, nil
 	}
 	cached, err := c.lister.Clusters(ns).Get(name)
 	if apierrors.IsNotFound(err) {
-		// Normally the finalizer has seen to this already; if not, nothing may be left.
-		return 0, c.driver.Delete(ctx, ns, name)
+		return 0, c.deleteProven(ctx, key, ns, name)
 	}
 	if err != nil {
 		return 0, err
 	}
 	cl := cached.DeepCopy()
-	api := c.client.ContainerserviceV1alpha1().Clusters(ns)
-
 	if cl.DeletionTimestamp != nil {
-		if !slices.Contains(cl.Finalizers, cs.ClusterFinalizer) {
-			return 0, nil
-		}
-		if cl.Status.Phase != v1alpha1.ClusterDeleting {
-			cl.Status.Phase = v1alpha1.ClusterDeleting
-			if cl, err = api.UpdateStatus(ctx, cl, metav1.UpdateOptions{}); err != nil {
-				return 0, err
-			}
-		}
-		if err := c.driver.Delete(ctx, ns, name); err != nil {
-			return 0, fmt.Errorf("delete the control plane of %s: %w", key, err)
-		}
-		cl.Finalizers = slices.DeleteFunc(cl.Finalizers, func(f string) bool { return f == cs.ClusterFinalizer })
-		_, err := api.Update(ctx, cl, metav1.UpdateOptions{})
-		return 0, err
+		return 0, c.finalize(ctx, cl)
 	}
-	if !slices.Contains(cl.Finalizers, cs.ClusterFinalizer) {
-		cl.Finalizers = append(cl.Finalizers, cs.ClusterFinalizer)
-		_, err := api.Update(ctx, cl, metav1.UpdateOptions{})
+	if !slices.Contains(cl.Finalizers, v1alpha1.ClusterFinalizer) {
+		cl.Finalizers = append(cl.Finalizers, v1alpha1.ClusterFinalizer)
+		_, err := c.client.ContainerserviceV1alpha1().Clusters(ns).Update(ctx, cl, metav1.UpdateOptions{})
 		return 0, err // the update brings the cluster back through the queue
 	}
+	return c.ensure(ctx, cl)
+}
 
+// deleteProven deletes the control plane of a Cluster that is gone, if its deletion was
+// seen (its finalizer was removed by hand, say); otherwise its data, if any, is left to
+// the sweep, which quarantines it.
+func (c *Controller) deleteProven(ctx context.Context, key, ns, name string) error {
+	c.mu.Lock()
+	uid, proven := c.deleted[key]
+	c.mu.Unlock()
+	if !proven {
+		return nil
+	}
+	if err := c.driver.Delete(ctx, ns, name, string(uid)); err != nil {
+		return fmt.Errorf("delete the control plane of %s: %w", key, err)
+	}
+	c.mu.Lock()
+	if c.deleted[key] == uid {
+		delete(c.deleted, key)
+	}
+	delete(c.bootstrapped, uid)
+	c.mu.Unlock()
+	return nil
+}
+
+// finalize tears down the control plane of a Cluster being deleted and lets it go.
+func (c *Controller) finalize(ctx context.Context, cl *v1alpha1.Cluster) error {
+	if !slices.Contains(cl.Finalizers, v1alpha1.ClusterFinalizer) {
+		return nil
+	}
+	api := c.client.ContainerserviceV1alpha1().Clusters(cl.Namespace)
+	var err error
+	if cl.Status.Phase != v1alpha1.ClusterDeleting {
+		cl.Status.Phase = v1alpha1.ClusterDeleting
+		if cl, err = api.UpdateStatus(ctx, cl, metav1.UpdateOptions{}); err != nil {
+			return err
+		}
+	}
+	if err := c.driver.Delete(ctx, cl.Namespace, cl.Name, string(cl.UID)); err != nil {
+		return fmt.Errorf("delete the control plane of %s/%s: %w", cl.Namespace, cl.Name, err)
+	}
+	c.recorder.Event(cl, corev1.EventTypeNormal, "ControlPlaneDeleted", "The control plane's processes are stopped and its data removed")
+	cl.Finalizers = slices.DeleteFunc(cl.Finalizers, func(f string) bool { return f == v1alpha1.ClusterFinalizer })
+	if _, err := api.Update(ctx, cl, metav1.UpdateOptions{}); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	delete(c.bootstrapped, cl.UID)
+	c.mu.Unlock()
+	return nil
+}
+
+// ensure runs the driver, rotates credentials when asked, applies the platform's objects,
+// and reports what it found.
+func (c *Controller) ensure(ctx context.Context, cl *v1alpha1.Cluster) (time.Duration, error) {
 	obs, ensureErr := c.driver.Ensure(ctx, cl)
+	rotated := false
 	if ensureErr == nil {
-		if token := cl.Annotations[RotateAnnotation]; token != "" && token != cl.Status.CredentialsRotation {
-			if ensureErr = c.driver.RotateCredentials(ctx, cl); ensureErr == nil {
-				cl.Status.CredentialsRotation = token
+		if token := cl.Annotations[v1alpha1.RotateCredentialsAnnotation]; token != "" && token != cl.Status.CredentialsRotation {
+			// Idempotent per token: a retry after a failed status write rotates nothing.
+			if ensureErr = c.driver.RotateCredentials(ctx, cl, token); ensureErr == nil {
+				rotated = true
+				c.recorder.Eventf(cl, corev1.EventTypeNormal, "CredentialsRotated", "Replaced the client CA for %s=%s: every credential issued before is refused", v1alpha1.RotateCredentialsAnnotation, token)
 				// Report the components as they are now, restarting, not as they were.
 				obs, ensureErr = c.driver.Ensure(ctx, cl)
 			}
 		}
 	}
-	status := desiredStatus(cl, obs, ensureErr)
+	var bootstrapErr error
+	if ensureErr == nil && obs.Components[provisioner.APIServer].Healthy {
+		bootstrapErr = c.bootstrapIfDue(ctx, cl)
+	}
+	status := desiredStatus(cl, obs, ensureErr, bootstrapErr)
+	if rotated {
+		status.CredentialsRotation = cl.Annotations[v1alpha1.RotateCredentialsAnnotation]
+	}
 	if !apiequality.Semantic.DeepEqual(status, cl.Status) {
+		c.recordTransition(cl, status)
 		cl.Status = status
-		if _, err := api.UpdateStatus(ctx, cl, metav1.UpdateOptions{}); err != nil {
-			return 0, errors.Join(ensureErr, err)
+		if _, err := c.client.ContainerserviceV1alpha1().Clusters(cl.Namespace).UpdateStatus(ctx, cl, metav1.UpdateOptions{}); err != nil {
+			return 0, errors.Join(ensureErr, bootstrapErr, err)
 		}
 	}
-	if ensureErr != nil {
-		return 0, ensureErr
+	if err := errors.Join(ensureErr, bootstrapErr); err != nil {
+		return 0, err
 	}
 	if obs.Ready() {
 		return pollReady, nil
@@ -225,54 +231,49 @@ func (c *Controller) reconcile(ctx context.Context, key string) (time.Duration, 
 	return pollUnready, nil
 }
 
-// desiredStatus is the status that reports obs (or the error that kept the driver from
-// observing anything).
-func desiredStatus(cl *v1alpha1.Cluster, obs *provisioner.Observation, ensureErr error) v1alpha1.ClusterStatus {
-	status := *cl.Status.DeepCopy()
-	status.ObservedGeneration = cl.Generation
-	set := func(t string, ok bool, reason, msg string) {
-		s := metav1.ConditionFalse
-		if ok {
-			s = metav1.ConditionTrue
-		}
-		meta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: cl.Generation})
+// bootstrapIfDue applies the platform's objects after a spec change, and again every
+// rebootstrapEvery, as the platform manager.
+func (c *Controller) bootstrapIfDue(ctx context.Context, cl *v1alpha1.Cluster) error {
+	c.mu.Lock()
+	last, ok := c.bootstrapped[cl.UID]
+	c.mu.Unlock()
+	if ok && last.generation == cl.Generation && time.Since(last.at) < rebootstrapEvery {
+		return nil
 	}
-	var permanent *provisioner.PermanentError
-	switch {
-	case errors.As(ensureErr, &permanent):
-		status.Phase = v1alpha1.ClusterFailed
-		set(ConditionReady, false, "ProvisioningFailed", ensureErr.Error())
-		return status
-	case obs == nil:
-		if status.Phase == "" || status.Phase == v1alpha1.ClusterPending {
-			status.Phase = v1alpha1.ClusterProvisioning
-		}
-		set(ConditionReady, false, "ProvisioningError", fmt.Sprintf("%v (retrying)", ensureErr))
-		return status
+	cfg, err := c.driver.RESTConfig(ctx, cl, provisioner.PlatformManager)
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
 	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	if err := c.bootstrap(ctx, client, cl); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	c.mu.Lock()
+	c.bootstrapped[cl.UID] = applied{generation: cl.Generation, at: time.Now()}
+	c.mu.Unlock()
+	return nil
+}
 
-	status.Version = obs.Version
-	status.Endpoints = v1alpha1.ClusterEndpoints{Internal: obs.Internal, External: obs.External}
-	var unhealthy []string
-	for _, comp := range provisioner.Components {
-		h := obs.Components[comp]
-		if h.Healthy {
-			set(comp+"Ready", true, "Healthy", comp+" answers its health check")
-		} else {
-			set(comp+"Ready", false, "Unhealthy", h.Message)
-			unhealthy = append(unhealthy, comp)
+// recordTransition records an Event when the phase changes to one a user cares about.
+func (c *Controller) recordTransition(cl *v1alpha1.Cluster, status v1alpha1.ClusterStatus) {
+	if status.Phase == cl.Status.Phase {
+		return
+	}
+	klog.InfoS("Cluster phase changed", "cluster", klog.KObj(cl), "from", cl.Status.Phase, "to", status.Phase)
+	ready := readyCondition(status)
+	switch status.Phase {
+	case v1alpha1.ClusterRunning:
+		c.recorder.Event(cl, corev1.EventTypeNormal, "Running", "Every control plane component is healthy")
+	case v1alpha1.ClusterFailed:
+		c.recorder.Event(cl, corev1.EventTypeWarning, "ProvisioningFailed", ready)
+	case v1alpha1.ClusterUpdating:
+		c.recorder.Event(cl, corev1.EventTypeNormal, "Updating", "Components restart to apply a change")
+	case v1alpha1.ClusterProvisioning:
+		if cl.Status.Phase == v1alpha1.ClusterRunning {
+			c.recorder.Event(cl, corev1.EventTypeWarning, "Unhealthy", ready)
 		}
 	}
-	switch {
-	case len(unhealthy) == 0 && ensureErr == nil:
-		status.Phase = v1alpha1.ClusterRunning
-		set(ConditionReady, true, "ControlPlaneReady", "every control plane component is healthy")
-	case len(unhealthy) == 0:
-		status.Phase = v1alpha1.ClusterProvisioning
-		set(ConditionReady, false, "BootstrapFailed", ensureErr.Error())
-	default:
-		status.Phase = v1alpha1.ClusterProvisioning
-		set(ConditionReady, false, "ComponentsUnhealthy", fmt.Sprintf("not healthy: %v; see the component conditions", unhealthy))
-	}
-	return status
 }

@@ -14,8 +14,6 @@ const (
 	UsersNamespace = "ucs-users"
 	// SystemNamespace holds the platform's own objects in a user cluster.
 	SystemNamespace = "ucs-system"
-	// UsernameAnnotation keeps the platform username on its ServiceAccount.
-	UsernameAnnotation = "containerservice.ucloudstack.io/username"
 	// ProxyUser is the identity the tenant proxy presents to user clusters.
 	ProxyUser = "ucs:proxy"
 )

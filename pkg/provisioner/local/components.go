@@ -11,7 +11,9 @@ import (
 	"github.com/ucloudstack/containerservice/pkg/provisioner/supervisor"
 )
 
-// componentGOGC is the GOGC of every control plane process.
+// componentGOGC is the GOGC of every control plane process. An idle control plane's heap
+// is mostly garbage waiting for the next collection; a lower GOGC collects sooner and
+// keeps several clusters per machine affordable.
 const componentGOGC = 50
 
 // apiserverStopGrace bounds kube-apiserver's graceful stop. Left alone it lingers long
@@ -19,20 +21,69 @@ const componentGOGC = 50
 // nothing and keeps rotations and deletions quick.
 const apiserverStopGrace = 5 * time.Second
 
+// processNames are the components' process (and log and record) names.
+var processNames = map[string]string{
+	provisioner.Etcd:              "etcd",
+	provisioner.APIServer:         "kube-apiserver",
+	provisioner.ControllerManager: "kube-controller-manager",
+	provisioner.Scheduler:         "kube-scheduler",
+}
+
+// componentStopGrace bounds the graceful stop of the other components.
+const componentStopGrace = 15 * time.Second
+
+func stopGrace(component string) time.Duration {
+	if component == provisioner.APIServer {
+		return apiserverStopGrace
+	}
+	return componentStopGrace
+}
+
+// Audit log rotation: at most auditLogMaxBackups old files of auditLogMaxSizeMB each,
+// kept auditLogMaxAgeDays, next to the cluster's other logs.
+const (
+	auditLogMaxSizeMB  = 20
+	auditLogMaxBackups = 4
+	auditLogMaxAgeDays = 30
+)
+
+// auditPolicy records who did what to which object (Metadata: never request or response
+// bodies, so no Secret leaks into the log), except health checks.
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: None
+  nonResourceURLs: ["/healthz*", "/readyz*", "/livez*"]
+- level: Metadata
+`
+
 // components returns the four processes of a cluster's control plane, in start order.
-// kube-apiserver listens on bindAddress; every other component on loopback only.
+// kube-apiserver listens on bindAddress; every other component on loopback only. Each is
+// recorded under the cluster's run/ directory and outlives the server.
 func components(binDir string, l layout, c *v1alpha1.Cluster, ports map[string]int, bindAddress string) map[string]supervisor.Component {
+	specs := componentCommands(binDir, l, c, ports, bindAddress)
+	for name, spec := range specs {
+		spec.Name = processNames[name]
+		spec.LogDir = l.logs()
+		spec.Env = []string{"GOGC=" + strconv.Itoa(componentGOGC)}
+		spec.StopGrace = stopGrace(name)
+		spec.StateFile = l.record(spec.Name)
+		specs[name] = spec
+	}
+	return specs
+}
+
+// componentCommands returns the binaries and arguments of the components.
+func componentCommands(binDir string, l layout, c *v1alpha1.Cluster, ports map[string]int, bindAddress string) map[string]supervisor.Component {
 	url := func(port string) string { return "https://127.0.0.1:" + strconv.Itoa(ports[port]) }
 	p := l.pki
 	services := strings.Join(c.Spec.Network.ServiceCIDRs, ",")
 	name := c.Namespace + "-" + c.Name
 	bin := func(b string) string { return filepath.Join(binDir, b) }
 
-	// An idle control plane's heap is mostly garbage waiting for the next collection; a
-	// lower GOGC collects sooner and keeps several clusters per machine affordable.
-	gc := []string{"GOGC=" + strconv.Itoa(componentGOGC)}
 	return map[string]supervisor.Component{
-		provisioner.Etcd: {Name: "etcd", Binary: bin("etcd"), LogDir: l.logs(), Env: gc, Args: []string{
+		provisioner.Etcd: {Binary: bin("etcd"), Args: []string{
 			"--name=" + name,
 			"--data-dir=" + l.etcdData(),
 			"--listen-client-urls=" + url(portEtcdClient), "--advertise-client-urls=" + url(portEtcdClient),
@@ -47,7 +98,7 @@ func components(binDir string, l layout, c *v1alpha1.Cluster, ports map[string]i
 			// A smaller snapshot interval keeps an idle member's memory down.
 			"--snapshot-count=5000",
 		}},
-		provisioner.APIServer: {Name: "kube-apiserver", Binary: bin("kube-apiserver"), LogDir: l.logs(), Env: gc, StopGrace: apiserverStopGrace, Args: []string{
+		provisioner.APIServer: {Binary: bin("kube-apiserver"), Args: []string{
 			"--etcd-servers=" + url(portEtcdClient),
 			"--etcd-cafile=" + p("etcd-ca.crt"), "--etcd-certfile=" + p("apiserver-etcd-client.crt"), "--etcd-keyfile=" + p("apiserver-etcd-client.key"),
 			"--bind-address=" + bindAddress, "--advertise-address=127.0.0.1", "--secure-port=" + strconv.Itoa(ports[portAPIServer]),
@@ -68,8 +119,15 @@ func components(binDir string, l layout, c *v1alpha1.Cluster, ports map[string]i
 			// Loopback addresses may not be endpoints of the kubernetes Service.
 			"--endpoint-reconciler-type=none",
 			"--profiling=false",
+			// Who did what, break-glass users by name; rotated and size-capped.
+			"--audit-policy-file=" + l.auditPolicy(),
+			"--audit-log-path=" + filepath.Join(l.logs(), "audit.log"),
+			"--audit-log-maxsize=" + strconv.Itoa(auditLogMaxSizeMB),
+			"--audit-log-maxbackup=" + strconv.Itoa(auditLogMaxBackups),
+			"--audit-log-maxage=" + strconv.Itoa(auditLogMaxAgeDays),
+			"--audit-log-mode=batch",
 		}},
-		provisioner.ControllerManager: {Name: "kube-controller-manager", Binary: bin("kube-controller-manager"), LogDir: l.logs(), Env: gc, Args: []string{
+		provisioner.ControllerManager: {Binary: bin("kube-controller-manager"), Args: []string{
 			"--kubeconfig=" + l.kubeconfig("controller-manager"),
 			"--authentication-kubeconfig=" + l.kubeconfig("controller-manager"),
 			"--authorization-kubeconfig=" + l.kubeconfig("controller-manager"),
@@ -96,7 +154,7 @@ func components(binDir string, l layout, c *v1alpha1.Cluster, ports map[string]i
 			"--leader-elect=false",
 			"--profiling=false",
 		}},
-		provisioner.Scheduler: {Name: "kube-scheduler", Binary: bin("kube-scheduler"), LogDir: l.logs(), Env: gc, Args: []string{
+		provisioner.Scheduler: {Binary: bin("kube-scheduler"), Args: []string{
 			"--kubeconfig=" + l.kubeconfig("scheduler"),
 			"--authentication-kubeconfig=" + l.kubeconfig("scheduler"),
 			"--authorization-kubeconfig=" + l.kubeconfig("scheduler"),

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -12,10 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-
-	"github.com/ucloudstack/containerservice/pkg/provisioner/identity"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/pki"
 )
 
@@ -42,6 +39,14 @@ func (l layout) logs() string                  { return filepath.Join(l.dir, "lo
 func (l layout) kubeconfig(name string) string { return filepath.Join(l.dir, name+".kubeconfig") }
 func (l layout) portsFile() string             { return filepath.Join(l.dir, "ports.json") }
 func (l layout) uidFile() string               { return filepath.Join(l.dir, "uid") }
+func (l layout) auditPolicy() string           { return filepath.Join(l.dir, "audit-policy.yaml") }
+func (l layout) rotationFile() string          { return filepath.Join(l.dir, "pki", "rotation") }
+func (l layout) leavesFile() string            { return filepath.Join(l.dir, "pki", "leaves.json") }
+
+// record is where the process of a component is recorded, for adoption after a restart.
+func (l layout) record(component string) string {
+	return filepath.Join(l.dir, "run", component+".json")
+}
 
 // uid returns the UID of the Cluster the directory was made for, or "" when unknown.
 func (l layout) uid() string {
@@ -53,7 +58,7 @@ func (l layout) uid() string {
 }
 
 func (l layout) create() error {
-	for _, d := range []string{l.dir, filepath.Join(l.dir, "pki"), l.logs()} {
+	for _, d := range []string{l.dir, filepath.Join(l.dir, "pki"), l.logs(), filepath.Join(l.dir, "run")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
 		}
@@ -81,7 +86,7 @@ func readPorts(l layout) (map[string]int, error) {
 		return nil, err
 	}
 	if err := json.Unmarshal(data, &ports); err != nil {
-		return nil, fmt.Errorf("read %s: %w", l.portsFile(), err)
+		return nil, fmt.Errorf("%s is corrupt (%v): restore it, or remove it to give the cluster new ports", l.portsFile(), err)
 	}
 	return ports, nil
 }
@@ -106,7 +111,7 @@ func (a *portAllocator) ports(l layout) (map[string]int, error) {
 	}
 	if changed {
 		data, _ := json.Marshal(ports)
-		if err := os.WriteFile(l.portsFile(), data, 0o600); err != nil {
+		if err := writeFileAtomic(l.portsFile(), data, 0o600); err != nil {
 			return nil, err
 		}
 	}
@@ -168,9 +173,47 @@ func loadCerts(l layout) (*certs, error) {
 	return &c, nil
 }
 
-// writeLeafCerts issues the certificates (kube-apiserver's valid for externalHost too) of the components and the kubeconfigs of
-// KCM, the scheduler and the driver itself. Re-issuing is cheap and keeps them signed by
-// the current CAs, so it runs on every start of a control plane.
+// leaves records what the components' certificates were issued for, so that they are
+// issued again only when something changed: a CA (rotation), the external host or port,
+// or their approaching end. Re-issuing on every start would hand running, adopted
+// components new files for nothing.
+type leaves struct {
+	CAs          map[string]string `json:"cas"`
+	ExternalHost string            `json:"externalHost"`
+	Port         int               `json:"apiserverPort"`
+	NotAfter     time.Time         `json:"notAfter"`
+}
+
+func (c *certs) fingerprints() map[string]string {
+	return map[string]string{"ca": c.ca.Fingerprint(), "client-ca": c.client.Fingerprint(), "etcd-ca": c.etcd.Fingerprint(), "front-proxy-ca": c.frontProxy.Fingerprint()}
+}
+
+func wantLeaves(c *certs, ports map[string]int, externalHost string) leaves {
+	return leaves{CAs: c.fingerprints(), ExternalHost: externalHost, Port: ports[portAPIServer]}
+}
+
+// leavesCurrent reports whether the issued certificates match the CAs, host and port and
+// have more than renewBefore left.
+func leavesCurrent(l layout, want leaves) bool {
+	data, err := os.ReadFile(l.leavesFile())
+	if err != nil {
+		return false
+	}
+	var have leaves
+	if json.Unmarshal(data, &have) != nil {
+		return false
+	}
+	return maps.Equal(have.CAs, want.CAs) && have.ExternalHost == want.ExternalHost && have.Port == want.Port &&
+		time.Until(have.NotAfter) > renewBefore
+}
+
+// leafNames are the certificates writeLeafCerts issues (each as .crt and .key).
+var leafNames = []string{"etcd-server", "etcd-peer", "apiserver-etcd-client", "apiserver", "controller-manager-serving",
+	"scheduler-serving", "apiserver-kubelet-client", "front-proxy-client"}
+
+// writeLeafCerts issues the certificates of the components (kube-apiserver's valid for
+// externalHost too) and the kubeconfigs of kube-controller-manager and kube-scheduler,
+// then records what they were issued for.
 func writeLeafCerts(l layout, c *certs, ports map[string]int, externalHost string) error {
 	dir := filepath.Join(l.dir, "pki")
 	loopback := []net.IP{net.ParseIP("127.0.0.1")}
@@ -181,21 +224,20 @@ func writeLeafCerts(l layout, c *certs, ports map[string]int, externalHost strin
 		apiNames = append(apiNames, externalHost)
 	}
 	issue := []struct {
-		ca   *pki.Authority
-		name string
-		req  pki.Request
+		ca  *pki.Authority
+		req pki.Request
 	}{
-		{c.etcd, "etcd-server", pki.Request{CommonName: "etcd", Server: true, Client: true, DNSNames: []string{"localhost"}, IPs: loopback}},
-		{c.etcd, "etcd-peer", pki.Request{CommonName: "etcd-peer", Server: true, Client: true, DNSNames: []string{"localhost"}, IPs: loopback}},
-		{c.etcd, "apiserver-etcd-client", pki.Request{CommonName: "kube-apiserver-etcd-client", Client: true}},
-		{c.ca, "apiserver", pki.Request{CommonName: "kube-apiserver", Server: true, IPs: apiIPs, DNSNames: apiNames}},
-		{c.ca, "controller-manager-serving", pki.Request{CommonName: "kube-controller-manager", Server: true, DNSNames: []string{"localhost"}, IPs: loopback}},
-		{c.ca, "scheduler-serving", pki.Request{CommonName: "kube-scheduler", Server: true, DNSNames: []string{"localhost"}, IPs: loopback}},
-		{c.client, "apiserver-kubelet-client", pki.Request{CommonName: "kube-apiserver-kubelet-client", Organizations: []string{"system:masters"}, Client: true}},
-		{c.frontProxy, "front-proxy-client", pki.Request{CommonName: "front-proxy-client", Client: true}},
+		{c.etcd, pki.Request{CommonName: "etcd", Server: true, Client: true, DNSNames: []string{"localhost"}, IPs: loopback}},
+		{c.etcd, pki.Request{CommonName: "etcd-peer", Server: true, Client: true, DNSNames: []string{"localhost"}, IPs: loopback}},
+		{c.etcd, pki.Request{CommonName: "kube-apiserver-etcd-client", Client: true}},
+		{c.ca, pki.Request{CommonName: "kube-apiserver", Server: true, IPs: apiIPs, DNSNames: apiNames}},
+		{c.ca, pki.Request{CommonName: "kube-controller-manager", Server: true, DNSNames: []string{"localhost"}, IPs: loopback}},
+		{c.ca, pki.Request{CommonName: "kube-scheduler", Server: true, DNSNames: []string{"localhost"}, IPs: loopback}},
+		{c.client, pki.Request{CommonName: "kube-apiserver-kubelet-client", Organizations: []string{"system:masters"}, Client: true}},
+		{c.frontProxy, pki.Request{CommonName: "front-proxy-client", Client: true}},
 	}
-	for _, i := range issue {
-		if _, err := i.ca.IssueFiles(dir, i.name, i.req); err != nil {
+	for i, leaf := range issue {
+		if _, err := leaf.ca.IssueFiles(dir, leafNames[i], leaf.req); err != nil {
 			return err
 		}
 	}
@@ -203,27 +245,24 @@ func writeLeafCerts(l layout, c *certs, ports map[string]int, externalHost strin
 		return err
 	}
 	server := "https://127.0.0.1:" + strconv.Itoa(ports[portAPIServer])
-	for _, kc := range []struct{ file, user, group string }{
-		{"controller-manager", "system:kube-controller-manager", ""},
-		{"scheduler", "system:kube-scheduler", ""},
-		// The driver's own identity, for bootstrap and health checks.
-		{"driver", "containerservice:driver", "system:masters"},
-		// The tenant proxy's identity: it may only impersonate ServiceAccounts of ucs-users.
-		{"proxy", identity.ProxyUser, ""},
-	} {
-		var groups []string
-		if kc.group != "" {
-			groups = []string{kc.group}
-		}
-		data, err := kubeconfig(c, server, kc.user, groups, pki.DefaultTTL)
+	for file, user := range map[string]string{"controller-manager": "system:kube-controller-manager", "scheduler": "system:kube-scheduler"} {
+		data, err := kubeconfig(c, server, user, nil, pki.DefaultTTL)
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(l.kubeconfig(kc.file), data, 0o600); err != nil {
+		if err := writeFileAtomic(l.kubeconfig(file), data, 0o600); err != nil {
 			return err
 		}
 	}
-	return nil
+	// Credentials of earlier versions, now handed out in memory only (Access).
+	for _, old := range []string{"driver", "proxy"} {
+		_ = os.Remove(l.kubeconfig(old))
+	}
+	record := wantLeaves(c, ports, externalHost)
+	// Every certificate above lives pki.DefaultTTL from now; a little less is recorded.
+	record.NotAfter = time.Now().Add(pki.DefaultTTL - time.Hour)
+	data, _ := json.Marshal(record)
+	return writeFileAtomic(l.leavesFile(), data, 0o600)
 }
 
 // kubeconfig issues a client certificate from the client CA and returns a self-contained
@@ -236,6 +275,25 @@ func kubeconfig(c *certs, server, user string, groups []string, ttl time.Duratio
 	return pki.Kubeconfig(server, c.ca.CertPEM(), certPEM, keyPEM, user)
 }
 
-func restConfig(file string) (*rest.Config, error) {
-	return clientcmd.BuildConfigFromFlags("", file)
+// writeFileAtomic replaces a file so that a crash leaves the old content or the new, never
+// a mix: a half-written ports.json or record would strand a cluster.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err == nil {
+		err = tmp.Sync()
+	}
+	if err == nil {
+		err = tmp.Chmod(mode)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return os.Rename(tmp.Name(), path)
 }

@@ -8,8 +8,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -58,22 +60,45 @@ type Request struct {
 	TTL time.Duration
 }
 
-// LoadOrCreateCA reuses dir/name.{crt,key} when present, so that credentials issued
-// earlier keep working, and creates a new CA otherwise.
+// LoadOrCreateCA reuses the CA dir/name when present, so that credentials issued earlier
+// keep working, and creates a new CA otherwise.
+//
+// A CA is kept as one file, dir/name.pair (certificate and key, replaced atomically), and
+// as dir/name.crt and dir/name.key for the components that read them. The pair is
+// written first: a crash between files leaves a pair from which the other two are
+// written again here, never a certificate without its key.
 func LoadOrCreateCA(dir, name string) (*Authority, error) {
-	certFile, keyFile := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	if ca, err := loadCA(certFile, keyFile); err == nil {
-		return ca, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
+	certFile, keyFile, pairFile := caFiles(dir, name)
+	ca, err := loadPair(pairFile, certFile)
+	if errors.Is(err, os.ErrNotExist) {
+		// Written before pairs existed: adopt the two files when they match.
+		ca, err = loadCA(certFile, keyFile)
+		if err == nil {
+			err = writeAtomic(pairFile, append(ca.CertPEM(), ca.keyPEM()...), 0o600)
+		}
+	}
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return CreateCA(dir, name)
+	case err != nil:
 		return nil, fmt.Errorf("load CA %s: %w", name, err)
 	}
-	return CreateCA(dir, name)
+	if cur, err := loadCA(certFile, keyFile); err != nil || !cur.cert.Equal(ca.cert) {
+		if err := writeFiles(KeyPair{CertFile: certFile, KeyFile: keyFile}, ca.CertPEM(), ca.keyPEM()); err != nil {
+			return nil, fmt.Errorf("restore CA %s from its pair: %w", name, err)
+		}
+	}
+	return ca, nil
 }
 
-// CreateCA makes a new CA as dir/name.{crt,key}, replacing any there: everything the old
-// one signed stops being trusted by whoever trusts the new one alone.
+func caFiles(dir, name string) (certFile, keyFile, pairFile string) {
+	return filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key"), filepath.Join(dir, name+".pair")
+}
+
+// CreateCA makes a new CA as dir/name, replacing any there: everything the old one signed
+// stops being trusted by whoever trusts the new one alone.
 func CreateCA(dir, name string) (*Authority, error) {
-	certFile, keyFile := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	certFile, keyFile, pairFile := caFiles(dir, name)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generate key of CA %s: %w", name, err)
@@ -91,12 +116,22 @@ func CreateCA(dir, name string) (*Authority, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sign CA %s: %w", name, err)
 	}
-	if err := writePair(certFile, keyFile, der, key); err != nil {
+	certPEM, keyPEM, err := encodePair(der, key)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeAtomic(pairFile, append(append([]byte{}, certPEM...), keyPEM...), 0o600); err != nil {
+		return nil, fmt.Errorf("write CA %s: %w", name, err)
+	}
+	if err := writeFiles(KeyPair{CertFile: certFile, KeyFile: keyFile}, certPEM, keyPEM); err != nil {
 		return nil, err
 	}
 	cert, _ := x509.ParseCertificate(der)
 	return &Authority{cert: cert, key: key, CertFile: certFile}, nil
 }
+
+// Certificate returns the CA certificate.
+func (ca *Authority) Certificate() *x509.Certificate { return ca.cert }
 
 // CertPEM returns the CA certificate as PEM, for kubeconfigs and trust bundles.
 func (ca *Authority) CertPEM() []byte {
@@ -112,10 +147,24 @@ func loadCA(certFile, keyFile string) (*Authority, error) {
 	if err != nil {
 		return nil, err
 	}
-	cb, _ := pem.Decode(certPEM)
-	kb, _ := pem.Decode(keyPEM)
+	return parseCA(certPEM, keyPEM, certFile)
+}
+
+// loadPair reads a CA's pair file; certFile is the name the Authority reports.
+func loadPair(pairFile, certFile string) (*Authority, error) {
+	data, err := os.ReadFile(pairFile)
+	if err != nil {
+		return nil, err
+	}
+	return parseCA(data, data, certFile)
+}
+
+// parseCA takes the first certificate of certPEM and the first EC key of keyPEM, which
+// may be one and the same buffer.
+func parseCA(certPEM, keyPEM []byte, certFile string) (*Authority, error) {
+	cb, kb := firstBlock(certPEM, "CERTIFICATE"), firstBlock(keyPEM, "EC PRIVATE KEY")
 	if cb == nil || kb == nil {
-		return nil, fmt.Errorf("%s or %s holds no PEM block", certFile, keyFile)
+		return nil, fmt.Errorf("%s: no certificate and key found", certFile)
 	}
 	cert, err := x509.ParseCertificate(cb.Bytes)
 	if err != nil {
@@ -126,9 +175,31 @@ func loadCA(certFile, keyFile string) (*Authority, error) {
 		return nil, err
 	}
 	if !key.PublicKey.Equal(cert.PublicKey) {
-		return nil, fmt.Errorf("%s does not hold the key of %s", keyFile, certFile)
+		return nil, fmt.Errorf("the key of %s does not match its certificate", certFile)
 	}
 	return &Authority{cert: cert, key: key, CertFile: certFile}, nil
+}
+
+func firstBlock(data []byte, typ string) *pem.Block {
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil || b.Type == typ {
+			return b
+		}
+	}
+}
+
+func (ca *Authority) keyPEM() []byte {
+	der, _ := x509.MarshalECPrivateKey(ca.key.(*ecdsa.PrivateKey))
+	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
+}
+
+// Fingerprint identifies the CA certificate (its SHA-256), to tell whether what it signed
+// earlier is still signed by it.
+func (ca *Authority) Fingerprint() string {
+	sum := sha256.Sum256(ca.cert.Raw)
+	return hex.EncodeToString(sum[:])
 }
 
 // IssueFiles signs a new certificate and writes it with its key as dir/name.{crt,key}.
@@ -203,14 +274,6 @@ func encodePair(der []byte, key *ecdsa.PrivateKey) (certPEM, keyPEM []byte, err 
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
-}
-
-func writePair(certFile, keyFile string, der []byte, key *ecdsa.PrivateKey) error {
-	certPEM, keyPEM, err := encodePair(der, key)
-	if err != nil {
-		return err
-	}
-	return writeFiles(KeyPair{CertFile: certFile, KeyFile: keyFile}, certPEM, keyPEM)
 }
 
 // writeFiles writes a certificate readable by all and its key readable by the owner only.

@@ -1,6 +1,9 @@
-// Package supervisor runs the platform's components as child processes: each with its own
-// log file and process group, killed by the kernel if the parent dies (so nothing is ever
-// orphaned), stopped gracefully, and, under a Supervisor, restarted with backoff.
+// Package supervisor runs the platform's components as processes: each with its own log
+// file, stopped gracefully, and, under a Supervisor, restarted with backoff. A process is
+// either tied to its parent (killed by the kernel when the parent dies, for the local
+// stack's own parts) or outlives it (user control planes, which must survive a restart of
+// containerservice-apiserver): those are recorded in a file, so that the next supervisor
+// adopts them instead of starting them again.
 package supervisor
 
 import (
@@ -11,50 +14,104 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // DefaultStopGrace is how long a process may take to shut down after SIGTERM before it is
-// killed; containerservice-apiserver itself stops every user control plane in that time.
+// killed.
 const DefaultStopGrace = 30 * time.Second
 
-// Process is one component running as a child process.
+// Command is a process to start.
+type Command struct {
+	// Name names the process in logs and its log file (LogDir/Name.log).
+	Name string
+	// Binary and Args are the command.
+	Binary string
+	Args   []string
+	// Env is added to the environment the process inherits.
+	Env []string
+	// LogDir holds the log file.
+	LogDir string
+	// Outlive lets the process run on when its parent dies: it gets a session of its own
+	// and no parent-death signal. Otherwise the kernel kills it with its parent, so a
+	// crashed test leaves nothing running.
+	Outlive bool
+}
+
+// Process is one running component: a child this process started, or a process adopted
+// from an earlier supervisor.
 type Process struct {
 	name    string
-	cmd     *exec.Cmd
+	pid     int
 	logFile string
 	done    chan struct{}
 	err     error
-	// grace is how long Stop waits after SIGTERM.
-	grace time.Duration
+	grace   time.Duration
+
+	// cmd is set for a child; pidfd (and release) for an adopted process.
+	cmd      *exec.Cmd
+	pidfd    int
+	release  chan struct{}
+	watching chan struct{}
+	relOnce  sync.Once
+	closeFd  sync.Once
 }
 
-// Start runs bin with args and env added to this process's environment, its output
-// appended to logDir/name.log. The child gets its
-// own process group and is killed by the kernel if this process dies, so a crashed test
-// or an interrupted server leaves nothing running.
-func Start(name, bin string, args, env []string, logDir string) (*Process, error) {
-	logFile := filepath.Join(logDir, name+".log")
+// Start runs the command, its output appended to LogDir/Name.log.
+func Start(c Command) (*Process, error) {
+	logFile := filepath.Join(c.LogDir, c.Name+".log")
 	out, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("open log of %s: %w", name, err)
+		return nil, fmt.Errorf("open log of %s: %w", c.Name, err)
 	}
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(c.Binary, c.Args...)
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Env = append(os.Environ(), c.Env...)
+	if c.Outlive {
+		// A session of its own: a Ctrl-C or a signal to the parent's process group does
+		// not reach it.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	} else {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	}
 	if err := cmd.Start(); err != nil {
 		out.Close()
-		return nil, fmt.Errorf("start %s (%s): %w", name, bin, err)
+		return nil, fmt.Errorf("start %s (%s): %w", c.Name, c.Binary, err)
 	}
-	p := &Process{name: name, cmd: cmd, logFile: logFile, done: make(chan struct{}), grace: DefaultStopGrace}
+	p := &Process{name: c.Name, pid: cmd.Process.Pid, cmd: cmd, pidfd: -1, logFile: logFile, done: make(chan struct{}), grace: DefaultStopGrace}
 	go func() {
 		p.err = cmd.Wait()
 		out.Close()
 		close(p.done)
 	}()
 	return p, nil
+}
+
+// adopt watches a process that an earlier supervisor started and r records; the caller has
+// proven its identity and passes the pidfd, which the Process then owns.
+func adopt(name, logDir string, r *Record, pidfd int) *Process {
+	p := &Process{name: name, pid: r.Pid, pidfd: pidfd, logFile: filepath.Join(logDir, name+".log"),
+		done: make(chan struct{}), release: make(chan struct{}), watching: make(chan struct{}), grace: DefaultStopGrace}
+	go func() {
+		defer close(p.watching)
+		for {
+			select {
+			case <-p.release:
+				return
+			default:
+			}
+			if exited(pidfd, 500*time.Millisecond) {
+				p.err = errors.New("exit status unknown (adopted from an earlier server)")
+				close(p.done)
+				return
+			}
+		}
+	}()
+	return p
 }
 
 // Exited reports whether the process has ended.
@@ -71,14 +128,27 @@ func (p *Process) Exited() bool {
 func (p *Process) Done() <-chan struct{} { return p.done }
 
 // Pid is the process id.
-func (p *Process) Pid() int { return p.cmd.Process.Pid }
+func (p *Process) Pid() int { return p.pid }
 
-// Stop asks the process group to terminate and kills it after the grace period.
+// Stop asks the process to terminate and kills it after the grace period.
 func (p *Process) Stop() {
 	if p == nil || p.Exited() {
 		return
 	}
-	pgid := -p.cmd.Process.Pid
+	if p.cmd == nil {
+		// Adopted: signals go through the pidfd, so they cannot reach a reused pid.
+		_ = unix.PidfdSendSignal(p.pidfd, unix.SIGTERM, nil, 0)
+		select {
+		case <-p.done:
+		case <-time.After(p.grace):
+			_ = unix.PidfdSendSignal(p.pidfd, unix.SIGKILL, nil, 0)
+			<-p.done
+		}
+		p.closePidfd()
+		return
+	}
+	// A child cannot be reused before it is reaped, so its process group id is safe to use.
+	pgid := -p.pid
 	_ = syscall.Kill(pgid, syscall.SIGTERM)
 	select {
 	case <-p.done:
@@ -86,6 +156,26 @@ func (p *Process) Stop() {
 		_ = syscall.Kill(pgid, syscall.SIGKILL)
 		<-p.done
 	}
+}
+
+// Release forgets the process without stopping it: it runs on, to be adopted by the next
+// supervisor. For a child, the kernel hands it to another parent when this one exits.
+func (p *Process) Release() {
+	if p == nil || p.cmd != nil {
+		return
+	}
+	p.relOnce.Do(func() { close(p.release) })
+	// The watcher polls the pidfd: it must be done with it before it is closed.
+	<-p.watching
+	p.closePidfd()
+}
+
+func (p *Process) closePidfd() {
+	p.closeFd.Do(func() {
+		if p.pidfd >= 0 {
+			unix.Close(p.pidfd)
+		}
+	})
 }
 
 // Failure describes why the process ended, with the end of its log.

@@ -1,9 +1,13 @@
 package supervisor
 
 import (
+	"errors"
+	"fmt"
+	"os"
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 )
 
@@ -30,13 +34,45 @@ type Component struct {
 	// StopGrace is how long the process may take to stop after SIGTERM; zero means
 	// DefaultStopGrace.
 	StopGrace time.Duration
+	// StateFile, when set, makes the component outlive its supervisor: each process started
+	// is recorded there, Detach leaves it running, and Resume adopts it later.
+	StateFile string
+}
+
+func (c *Component) command() Command {
+	return Command{Name: c.Name, Binary: c.Binary, Args: c.Args, Env: c.Env, LogDir: c.LogDir, Outlive: c.StateFile != ""}
+}
+
+func (c *Component) grace() time.Duration {
+	if c.StopGrace > 0 {
+		return c.StopGrace
+	}
+	return DefaultStopGrace
+}
+
+// Outcome says what Resume found of a component.
+type Outcome int
+
+const (
+	// Started: nothing of it ran, so it was started.
+	Started Outcome = iota
+	// Adopted: the recorded process runs the command asked for and is supervised again.
+	Adopted
+	// Reconfigured: the recorded process ran another command (an earlier configuration),
+	// so it was stopped and the new command started.
+	Reconfigured
+)
+
+func (o Outcome) String() string {
+	return [...]string{"started", "adopted", "reconfigured"}[o]
 }
 
 // Supervised keeps one component running, restarting it with backoff whenever it exits,
-// until Stop.
+// until Stop or Detach.
 type Supervised struct {
 	c        Component
 	stop     chan struct{}
+	detach   chan struct{}
 	stopOnce sync.Once
 	kick     chan struct{}
 	done     chan struct{}
@@ -51,21 +87,88 @@ type Supervised struct {
 
 // Supervise starts the component and keeps it running.
 func Supervise(c Component) *Supervised {
-	s := &Supervised{c: c, stop: make(chan struct{}), kick: make(chan struct{}, 1), done: make(chan struct{})}
-	go s.loop()
+	return run(c, nil)
+}
+
+// Resume supervises a component whose process may still run from an earlier supervisor
+// (a restarted server): a recorded process that is alive, proven to be the recorded one
+// (pid, start time, boot, executable, command line) and runs the command asked for is
+// adopted; one that runs an earlier command is stopped and started anew; otherwise the
+// component is started.
+func Resume(c Component) (*Supervised, Outcome) {
+	if c.StateFile == "" {
+		return Supervise(c), Started
+	}
+	r, err := ReadRecord(c.StateFile)
+	if err != nil {
+		if !errors.Is(err, ErrNotRunning) {
+			klog.ErrorS(err, "Cannot read the record of a component; starting it", "component", c.Name)
+		}
+		return Supervise(c), Started
+	}
+	fd, err := r.open()
+	if err != nil {
+		if err != ErrNotRunning { //nolint:errorlint // a plain exit is not worth a log line; anything else is
+			klog.InfoS("Not adopting the recorded process; starting the component", "component", c.Name, "pid", r.Pid, "reason", err)
+		}
+		return Supervise(c), Started
+	}
+	if !r.Same(c.Binary, c.Args, c.Env) {
+		klog.InfoS("Component runs an earlier configuration; restarting it", "component", c.Name, "pid", r.Pid)
+		err := stopPidfd(fd, c.grace())
+		unix.Close(fd)
+		if err != nil {
+			klog.ErrorS(err, "Stopping the earlier process failed", "component", c.Name, "pid", r.Pid)
+		}
+		return Supervise(c), Reconfigured
+	}
+	p := adopt(c.Name, c.LogDir, r, fd)
+	p.grace = c.grace()
+	klog.InfoS("Adopted running component", "component", c.Name, "pid", r.Pid)
+	return run(c, p), Adopted
+}
+
+func run(c Component, first *Process) *Supervised {
+	s := &Supervised{c: c, stop: make(chan struct{}), detach: make(chan struct{}), kick: make(chan struct{}, 1), done: make(chan struct{})}
+	if first != nil {
+		s.proc = first
+	}
+	go s.loop(first)
 	return s
 }
 
-func (s *Supervised) loop() {
+// start starts the process and records it; a process that cannot be recorded is stopped
+// again, since nobody could find it after this supervisor is gone.
+func (s *Supervised) start() (*Process, error) {
+	p, err := Start(s.c.command())
+	if err != nil {
+		return nil, err
+	}
+	p.grace = s.c.grace()
+	if s.c.StateFile == "" {
+		return p, nil
+	}
+	rec, err := newRecord(p.Pid(), s.c.Binary, s.c.Args, s.c.Env)
+	if err == nil {
+		err = writeRecord(s.c.StateFile, rec)
+	}
+	if err != nil {
+		p.Stop()
+		return nil, fmt.Errorf("record %s: %w", s.c.Name, err)
+	}
+	return p, nil
+}
+
+func (s *Supervised) loop(p *Process) {
 	defer close(s.done)
 	backoff := initialBackoff
 	for {
-		p, err := Start(s.c.Name, s.c.Binary, s.c.Args, s.c.Env, s.c.LogDir)
+		var err error
+		if p == nil {
+			p, err = s.start()
+		}
 		started := time.Now()
 		if err == nil {
-			if s.c.StopGrace > 0 {
-				p.grace = s.c.StopGrace
-			}
 			s.mu.Lock()
 			s.proc = p
 			s.mu.Unlock()
@@ -74,9 +177,16 @@ func (s *Supervised) loop() {
 				err = p.Failure()
 			case <-s.stop:
 				p.Stop()
+				if s.c.StateFile != "" {
+					_ = os.Remove(s.c.StateFile)
+				}
+				return
+			case <-s.detach:
+				p.Release()
 				return
 			}
 		}
+		p = nil
 		if time.Since(started) > stableAfter {
 			backoff = initialBackoff
 		}
@@ -96,6 +206,8 @@ func (s *Supervised) loop() {
 		}
 		select {
 		case <-s.stop:
+			return
+		case <-s.detach:
 			return
 		case <-s.kick:
 			backoff = initialBackoff
@@ -146,5 +258,17 @@ func (s *Supervised) Restart() {
 // Stop stops the component for good and waits until its process has ended.
 func (s *Supervised) Stop() {
 	s.stopOnce.Do(func() { close(s.stop) })
+	<-s.done
+}
+
+// Detach stops supervising and leaves the process running, to be adopted by the next
+// supervisor through Resume. A component without a StateFile is stopped instead: nothing
+// could find it again.
+func (s *Supervised) Detach() {
+	if s.c.StateFile == "" {
+		s.Stop()
+		return
+	}
+	s.stopOnce.Do(func() { close(s.detach) })
 	<-s.done
 }

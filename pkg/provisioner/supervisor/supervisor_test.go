@@ -1,6 +1,9 @@
 package supervisor
 
 import (
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -70,5 +73,141 @@ func TestAMissingBinaryIsRetriedNotFatal(t *testing.T) {
 	waitUntil(t, "the failed start is reported", func() bool { n, err := s.Restarts(); return n >= 1 && err != nil })
 	if s.Running() {
 		t.Error("a missing binary is running")
+	}
+}
+
+func sleeper(t *testing.T, dir string) Component {
+	return Component{Name: "sleeper", Binary: "/bin/sleep", Args: []string{"600"}, LogDir: dir, StateFile: filepath.Join(dir, "run", "sleeper.json"),
+		StopGrace: 2 * time.Second}
+}
+
+// TestADetachedComponentIsAdoptedWithItsPid is a restart of the server: the supervisor
+// lets go, the process runs on, and the next supervisor adopts it without a restart, then
+// keeps restarting it when it dies.
+func TestADetachedComponentIsAdoptedWithItsPid(t *testing.T) {
+	c := sleeper(t, t.TempDir())
+	first := Supervise(c)
+	waitUntil(t, "started", first.Running)
+	pid := first.Pid()
+	first.Detach()
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("the process did not outlive its supervisor: %v", err)
+	}
+	if !Alive(c.StateFile) {
+		t.Fatal("the record does not show the running process")
+	}
+
+	second, outcome := Resume(c)
+	defer second.Stop()
+	if outcome != Adopted || second.Pid() != pid {
+		t.Fatalf("resume: %s with pid %d, want adopted with pid %d", outcome, second.Pid(), pid)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "an adopted process that dies is restarted", func() bool { return second.Pid() != 0 && second.Pid() != pid })
+	if n, last := second.Restarts(); n != 1 || last == nil || !strings.Contains(last.Error(), "adopted") {
+		t.Errorf("restarts %d, last %v; want 1 and an exit of an adopted process", n, last)
+	}
+}
+
+// TestAForeignProcessIsNeverAdopted forges records pointing at a process this supervisor
+// did not start (the pid reused by someone else): it must be left alone and the component
+// started anew.
+func TestAForeignProcessIsNeverAdopted(t *testing.T) {
+	dir := t.TempDir()
+	c := sleeper(t, dir)
+	foreign := exec.Command("/bin/sleep", "600")
+	if err := foreign.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = foreign.Process.Kill(); _ = foreign.Wait() }()
+	real, err := newRecord(foreign.Process.Pid, "/bin/sleep", []string{"600"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forgeries := map[string]func(r *Record){
+		"another start time":   func(r *Record) { r.StartTime-- },
+		"another boot":         func(r *Record) { r.BootID = "00000000-0000-0000-0000-000000000000" },
+		"another binary":       func(r *Record) { r.Binary = "/bin/true" },
+		"another command line": func(r *Record) { r.Args = []string{"601"} },
+	}
+	for name, forge := range forgeries {
+		t.Run(name, func(t *testing.T) {
+			r := *real
+			forge(&r)
+			if err := writeRecord(c.StateFile, &r); err != nil {
+				t.Fatal(err)
+			}
+			if Alive(c.StateFile) {
+				t.Error("a forged record counts as alive")
+			}
+			if err := StopRecorded(c.StateFile, time.Second); err != nil {
+				t.Errorf("stop a forged record: %v", err)
+			}
+			s, outcome := Resume(c)
+			waitUntil(t, "started", s.Running)
+			if outcome != Started || s.Pid() == foreign.Process.Pid {
+				t.Errorf("resume: %s with pid %d; want a new process", outcome, s.Pid())
+			}
+			s.Stop()
+			if err := syscall.Kill(foreign.Process.Pid, 0); err != nil {
+				t.Errorf("the foreign process was harmed: %v", err)
+			}
+		})
+	}
+}
+
+// TestAnEarlierConfigurationIsRestarted: a recorded process running other arguments (a
+// server upgrade changed them) is replaced.
+func TestAnEarlierConfigurationIsRestarted(t *testing.T) {
+	c := sleeper(t, t.TempDir())
+	first := Supervise(c)
+	waitUntil(t, "started", first.Running)
+	pid := first.Pid()
+	first.Detach()
+
+	c.Args = []string{"601"}
+	s, outcome := Resume(c)
+	defer s.Stop()
+	waitUntil(t, "started", s.Running)
+	if outcome != Reconfigured || s.Pid() == pid {
+		t.Errorf("resume: %s with pid %d, want reconfigured with a new pid", outcome, s.Pid())
+	}
+	waitUntil(t, "the earlier process ends", func() bool { return syscall.Kill(pid, 0) != nil || zombie(pid) })
+}
+
+func zombie(pid int) bool {
+	st, err := readStat(pid)
+	return err != nil || st.state == 'Z'
+}
+
+func TestStopRecordedStopsOnlyTheRecordedProcess(t *testing.T) {
+	c := sleeper(t, t.TempDir())
+	s := Supervise(c)
+	waitUntil(t, "started", s.Running)
+	pid := s.Pid()
+	s.Detach()
+	if err := StopRecorded(c.StateFile, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if Alive(c.StateFile) {
+		t.Error("still alive after StopRecorded")
+	}
+	waitUntil(t, "stopped", func() bool { return zombie(pid) })
+	if err := StopRecorded(filepath.Join(t.TempDir(), "none.json"), time.Second); err != nil {
+		t.Errorf("no record: %v", err)
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	// The command name may hold spaces and parentheses.
+	line := "4242 (kube (api) server) S 1 4242 4242 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 12 0 987654 123456 789"
+	st, err := parseStat([]byte(line))
+	if err != nil || st.state != 'S' || st.startTime != 987654 {
+		t.Errorf("parse: %+v %v", st, err)
+	}
+	if _, err := parseStat([]byte("4242 (x) S 1")); err == nil {
+		t.Error("a truncated stat parsed")
 	}
 }

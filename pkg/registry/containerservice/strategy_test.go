@@ -204,7 +204,7 @@ func TestOnlyTheProvisionerRemovesTheClusterFinalizer(t *testing.T) {
 	s := specstatus.NewStrategy(scheme, cluster.Kind)
 	status := specstatus.NewStatusStrategy(s)
 	old := newCluster()
-	old.Finalizers = []string{cs.ClusterFinalizer, "example.com/other"}
+	old.Finalizers = []string{v1alpha1.ClusterFinalizer, "example.com/other"}
 	stripped := old.DeepCopy()
 	stripped.Finalizers = []string{"example.com/other"}
 
@@ -220,7 +220,7 @@ func TestOnlyTheProvisionerRemovesTheClusterFinalizer(t *testing.T) {
 		t.Errorf("the provisioner removes the finalizer: %v", errs)
 	}
 	other := old.DeepCopy()
-	other.Finalizers = []string{cs.ClusterFinalizer}
+	other.Finalizers = []string{v1alpha1.ClusterFinalizer}
 	if errs := s.ValidateUpdate(tenant, other, old); len(errs) != 0 {
 		t.Errorf("a tenant removes another finalizer: %v", errs)
 	}

@@ -51,7 +51,8 @@ type ClusterSpec struct {
 
 // ControlPlaneSpec sizes a cluster's control plane.
 type ControlPlaneSpec struct {
-	// replicas is the number of control plane instances: 1, or 3 for high availability.
+	// replicas is the number of control plane instances. Only 1 is supported for now;
+	// 3, for high availability, will follow.
 	// Defaults to 1.
 	// +optional
 	Replicas int32 `json:"replicas,omitempty"`
@@ -78,13 +79,16 @@ type ClusterNetwork struct {
 	// +listType=atomic
 	IPFamilies []IPFamily `json:"ipFamilies,omitempty"`
 	// podCIDRs are the ranges pod addresses come from, one per family in ipFamilies order.
-	// Defaults to 10.244.0.0/16 for IPv4 and fd00:10:244::/56 for IPv6.
+	// Each node gets a /24 (IPv4) or a /64 (IPv6) of it, so an IPv4 range must be /24 or
+	// shorter and an IPv6 range /48 to /64. Defaults to 10.244.0.0/16 for IPv4 and
+	// fd00:10:244::/56 for IPv6.
 	// +optional
 	// +listType=atomic
 	PodCIDRs []string `json:"podCIDRs,omitempty"`
 	// serviceCIDRs are the ranges service cluster IPs come from, one per family in
-	// ipFamilies order, at most 20 host bits each. Defaults to 10.96.0.0/12 for IPv4 and
-	// fd00:10:96::/108 for IPv6. They must not overlap the pod ranges.
+	// ipFamilies order, at most 20 host bits each, the first with at least 8 addresses.
+	// Defaults to 10.96.0.0/12 for IPv4 and fd00:10:96::/108 for IPv6. They must not
+	// overlap the pod ranges.
 	// +optional
 	// +listType=atomic
 	ServiceCIDRs []string `json:"serviceCIDRs,omitempty"`

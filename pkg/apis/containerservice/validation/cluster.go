@@ -11,19 +11,27 @@ import (
 	cs "github.com/ucloudstack/containerservice/pkg/apis/containerservice"
 )
 
-// Limits on address ranges, the ones kube-apiserver and kube-controller-manager enforce
-// themselves, checked here so a bad range is refused at the API instead of failing a
-// control plane later.
+// Limits on address ranges, checked here so that a bad range is refused at the API
+// instead of crash-looping a control plane later.
+//
+// Pod ranges follow kube-controller-manager's node IPAM with its default node range sizes
+// (/24 for IPv4, /64 for IPv6): the cluster range must hold at least one node range
+// (nodeipam: "mask size of cluster CIDR must be less than or equal to
+// --node-cidr-mask-size"), and an IPv6 range may be at most 16 bits larger than a node
+// range (cidrset: ErrCIDRSetSubNetTooBig), so /48 to /64. IPv4 has no upper bound there.
+//
+// Service ranges: kube-apiserver needs at least 8 addresses in the primary range; we also
+// keep every range within 20 host bits (a /12 for IPv4, /108 for IPv6), the classic
+// allocator's limit, which keeps ranges sane (kube-apiserver itself would accept larger).
 const (
-	maxServiceHostBits = 20 // kube-apiserver refuses larger service ranges
-	maxPodPrefixV4     = 24 // room for at least one /24 node range
-	maxPodPrefixV6     = 64 // room for at least one /64 node range
+	nodeMaskV4          = 24
+	nodeMaskV6          = 64
+	maxNodeRangesBitsV6 = 16
+	maxServiceHostBits  = 20
+	minServiceAddresses = 8
 )
 
-var (
-	ipFamilies        = sets.New(string(cs.IPv4), string(cs.IPv6))
-	controlPlaneSizes = []int32{1, 3}
-)
+var ipFamilies = sets.New(string(cs.IPv4), string(cs.IPv6))
 
 // ValidateCluster checks a Cluster being created.
 func ValidateCluster(c *cs.Cluster) field.ErrorList {
@@ -64,8 +72,9 @@ func validateClusterSpec(spec *cs.ClusterSpec, fld *field.Path) field.ErrorList 
 	case !slices.Contains(cs.SupportedKubernetesVersions, spec.Version):
 		errs = append(errs, field.NotSupported(fld.Child("version"), spec.Version, cs.SupportedKubernetesVersions))
 	}
-	if !slices.Contains(controlPlaneSizes, spec.ControlPlane.Replicas) {
-		errs = append(errs, field.Invalid(fld.Child("controlPlane", "replicas"), spec.ControlPlane.Replicas, "must be 1, or 3 for high availability"))
+	if spec.ControlPlane.Replicas != 1 {
+		errs = append(errs, field.Invalid(fld.Child("controlPlane", "replicas"), spec.ControlPlane.Replicas,
+			"must be 1: highly available control planes (3 replicas) are not supported yet"))
 	}
 	errs = append(errs, validateClusterNetwork(&spec.Network, fld.Child("network"))...)
 	errs = append(errs, validateSubjects(spec.Administrators, fld.Child("administrators"))...)
@@ -122,23 +131,31 @@ func validateClusterNetwork(n *cs.ClusterNetwork, fld *field.Path) field.ErrorLi
 	return errs
 }
 
-// prefixLimit returns the error message for a range too large or too small, or "".
-type prefixLimit func(ones, bits int) string
+// prefixLimit returns the error message for the index-th range (of prefix length ones in
+// a family of bits) when it is too large or too small, or "".
+type prefixLimit func(index, ones, bits int) string
 
-func podPrefixLimit(ones, bits int) string {
-	limit := maxPodPrefixV4
+func podPrefixLimit(_, ones, bits int) string {
+	node := nodeMaskV4
 	if bits == 128 {
-		limit = maxPodPrefixV6
+		node = nodeMaskV6
 	}
-	if ones > limit {
-		return fmt.Sprintf("too small for node ranges: the prefix must be /%d or shorter", limit)
+	if ones > node {
+		return fmt.Sprintf("too small for node ranges: kube-controller-manager gives each node a /%d, so the prefix must be /%d or shorter", node, node)
+	}
+	if bits == 128 && node-ones > maxNodeRangesBitsV6 {
+		return fmt.Sprintf("too large for kube-controller-manager's node ranges: an IPv6 pod range must be /%d or longer (at most 2^%d node ranges of /%d)",
+			node-maxNodeRangesBitsV6, maxNodeRangesBitsV6, node)
 	}
 	return ""
 }
 
-func servicePrefixLimit(ones, bits int) string {
+func servicePrefixLimit(index, ones, bits int) string {
 	if bits-ones > maxServiceHostBits {
 		return fmt.Sprintf("too large: a service range may have at most %d host bits (/%d or longer)", maxServiceHostBits, bits-maxServiceHostBits)
+	}
+	if index == 0 && bits-ones < 3 {
+		return fmt.Sprintf("too small: the primary service range needs at least %d addresses (/%d or shorter)", minServiceAddresses, bits-3)
 	}
 	return ""
 }
@@ -171,7 +188,7 @@ func validateCIDRs(cidrs []string, families []cs.IPFamily, fld *field.Path, limi
 			continue
 		}
 		ones, bits := ipnet.Mask.Size()
-		if msg := limit(ones, bits); msg != "" {
+		if msg := limit(i, ones, bits); msg != "" {
 			errs = append(errs, field.Invalid(p, c, msg))
 			continue
 		}

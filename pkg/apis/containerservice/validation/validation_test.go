@@ -77,7 +77,7 @@ func TestValidateCluster(t *testing.T) {
 		"valid IPv6 only": {func(c *cs.Cluster) {
 			c.Spec.Network = cs.ClusterNetwork{IPFamilies: []cs.IPFamily{cs.IPv6}, PodCIDRs: []string{"fd00:10:244::/56"}, ServiceCIDRs: []string{"fd00:10:96::/108"}}
 		}, nil},
-		"valid HA control plane":    {func(c *cs.Cluster) { c.Spec.ControlPlane.Replicas = 3 }, nil},
+		"HA control plane not yet":  {func(c *cs.Cluster) { c.Spec.ControlPlane.Replicas = 3 }, []string{invalid + "spec.controlPlane.replicas"}},
 		"name not a DNS label":      {func(c *cs.Cluster) { c.Name = "Prod_1" }, []string{invalid + "metadata.name"}},
 		"name too long for a label": {func(c *cs.Cluster) { c.Name = strings.Repeat("a", 64) }, []string{invalid + "metadata.name"}},
 		"missing version":           {func(c *cs.Cluster) { c.Spec.Version = "" }, []string{required + "spec.version"}},
@@ -140,6 +140,58 @@ func TestValidateCluster(t *testing.T) {
 	}
 }
 
+// TestRangeBoundaries holds each address range limit at its edge: the last value that
+// kube-controller-manager and kube-apiserver accept, and the first they refuse.
+func TestRangeBoundaries(t *testing.T) {
+	v4 := func(pods, services string) cs.ClusterNetwork {
+		return cs.ClusterNetwork{IPFamilies: []cs.IPFamily{cs.IPv4}, PodCIDRs: []string{pods}, ServiceCIDRs: []string{services}}
+	}
+	v6 := func(pods, services string) cs.ClusterNetwork {
+		return cs.ClusterNetwork{IPFamilies: []cs.IPFamily{cs.IPv6}, PodCIDRs: []string{pods}, ServiceCIDRs: []string{services}}
+	}
+	dual := func(pods6, services6 string) cs.ClusterNetwork {
+		return cs.ClusterNetwork{IPFamilies: []cs.IPFamily{cs.IPv4, cs.IPv6},
+			PodCIDRs: []string{"10.244.0.0/16", pods6}, ServiceCIDRs: []string{"10.96.0.0/12", services6}}
+	}
+	tests := []struct {
+		name    string
+		network cs.ClusterNetwork
+		bad     string // the field refused, "" when valid
+	}{
+		{"IPv4 pods /24: one node range", v4("10.244.0.0/24", "10.96.0.0/12"), ""},
+		{"IPv4 pods /25: no node range", v4("10.244.0.0/25", "10.96.0.0/12"), "spec.network.podCIDRs[0]"},
+		{"IPv4 pods /8", v4("20.0.0.0/8", "10.96.0.0/12"), ""},
+		{"IPv4 pods /4 (no upper bound for IPv4)", v4("64.0.0.0/4", "10.96.0.0/12"), ""},
+		{"IPv6 pods /64: one node range", v6("fd00:10:244::/64", "fd00:10:96::/108"), ""},
+		{"IPv6 pods /65: no node range", v6("fd00:10:244::/65", "fd00:10:96::/108"), "spec.network.podCIDRs[0]"},
+		{"IPv6 pods /48: 2^16 node ranges", v6("fd00:10::/48", "fd00:10:96::/108"), ""},
+		{"IPv6 pods /47: too many node ranges", v6("fd00:10::/47", "fd00:11:96::/108"), "spec.network.podCIDRs[0]"},
+		{"IPv6 pods /32", v6("fd00::/32", "fd01:10:96::/108"), "spec.network.podCIDRs[0]"},
+		{"dual-stack IPv6 pods /47", dual("fd00:10::/47", "fd00:11:96::/108"), "spec.network.podCIDRs[1]"},
+		{"IPv4 services /12: 20 host bits", v4("10.244.0.0/16", "10.96.0.0/12"), ""},
+		{"IPv4 services /11", v4("10.244.0.0/16", "10.64.0.0/11"), "spec.network.serviceCIDRs[0]"},
+		{"IPv4 services /29: 8 addresses", v4("10.244.0.0/16", "10.96.0.0/29"), ""},
+		{"IPv4 services /30: 4 addresses", v4("10.244.0.0/16", "10.96.0.0/30"), "spec.network.serviceCIDRs[0]"},
+		{"IPv6 services /108", v6("fd00:10:244::/56", "fd00:10:96::/108"), ""},
+		{"IPv6 services /107", v6("fd00:10:244::/56", "fd00:10:96::/107"), "spec.network.serviceCIDRs[0]"},
+		{"IPv6 services /125: 8 addresses", v6("fd00:10:244::/56", "fd00:10:96::/125"), ""},
+		{"IPv6 services /126: 4 addresses", v6("fd00:10:244::/56", "fd00:10:96::/126"), "spec.network.serviceCIDRs[0]"},
+		{"a small secondary service range is fine", dual("fd00:10:244::/56", "fd00:10:96::/126"), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := validCluster()
+			c.Spec.Network = tc.network
+			errs := ValidateCluster(c)
+			if tc.bad == "" {
+				wantErrors(t, errs)
+				return
+			}
+			wantErrors(t, errs, invalid+tc.bad)
+		})
+	}
+}
+
 func TestValidateClusterUpdate(t *testing.T) {
 	tests := map[string]struct {
 		mutate func(*cs.Cluster)
@@ -148,7 +200,7 @@ func TestValidateClusterUpdate(t *testing.T) {
 		"administrators may change": {func(c *cs.Cluster) {
 			c.Spec.Administrators = append(c.Spec.Administrators, cs.Subject{Kind: cs.SubjectKindGroup, Name: "ops"})
 		}, nil},
-		"control plane may grow":    {func(c *cs.Cluster) { c.Spec.ControlPlane.Replicas = 3 }, nil},
+		"control plane cannot grow yet": {func(c *cs.Cluster) { c.Spec.ControlPlane.Replicas = 3 }, []string{invalid + "spec.controlPlane.replicas"}},
 		"network is immutable":      {func(c *cs.Cluster) { c.Spec.Network.PodCIDRs = []string{"10.200.0.0/16"} }, []string{invalid + networkField}},
 		"version cannot change":     {func(c *cs.Cluster) { c.Spec.Version = "v1.36.0" }, []string{unsupported + "spec.version", forbidden + "spec.version"}},
 		"updates are validated too": {func(c *cs.Cluster) { c.Spec.ControlPlane.Replicas = 5 }, []string{invalid + "spec.controlPlane.replicas"}},

@@ -12,6 +12,7 @@ import (
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 
 	cs "github.com/ucloudstack/containerservice/pkg/apis/containerservice"
+	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/validation"
 	"github.com/ucloudstack/containerservice/pkg/registry/specstatus"
 )
@@ -48,12 +49,12 @@ func defaultAdministrators(ctx context.Context, c *cs.Cluster) {
 // provisioner (the server's loopback identity) and platform operators, both in
 // system:masters.
 func guardFinalizer(ctx context.Context, c, old *cs.Cluster) field.ErrorList {
-	if !slices.Contains(old.Finalizers, cs.ClusterFinalizer) || slices.Contains(c.Finalizers, cs.ClusterFinalizer) {
+	if !slices.Contains(old.Finalizers, v1alpha1.ClusterFinalizer) || slices.Contains(c.Finalizers, v1alpha1.ClusterFinalizer) {
 		return nil
 	}
 	if u, ok := genericapirequest.UserFrom(ctx); ok && slices.Contains(u.GetGroups(), user.SystemPrivilegedGroup) {
 		return nil
 	}
 	return field.ErrorList{field.Forbidden(field.NewPath("metadata", "finalizers"),
-		cs.ClusterFinalizer+" is removed by the provisioner once the control plane is gone; delete the cluster instead")}
+		v1alpha1.ClusterFinalizer+" is removed by the provisioner once the control plane is gone; delete the cluster instead")}
 }

@@ -33,11 +33,14 @@ type ClusterNetworkApplyConfiguration struct {
 	// given CIDRs, or [IPv4].
 	IPFamilies []containerservicev1alpha1.IPFamily `json:"ipFamilies,omitempty"`
 	// podCIDRs are the ranges pod addresses come from, one per family in ipFamilies order.
-	// Defaults to 10.244.0.0/16 for IPv4 and fd00:10:244::/56 for IPv6.
+	// Each node gets a /24 (IPv4) or a /64 (IPv6) of it, so an IPv4 range must be /24 or
+	// shorter and an IPv6 range /48 to /64. Defaults to 10.244.0.0/16 for IPv4 and
+	// fd00:10:244::/56 for IPv6.
 	PodCIDRs []string `json:"podCIDRs,omitempty"`
 	// serviceCIDRs are the ranges service cluster IPs come from, one per family in
-	// ipFamilies order, at most 20 host bits each. Defaults to 10.96.0.0/12 for IPv4 and
-	// fd00:10:96::/108 for IPv6. They must not overlap the pod ranges.
+	// ipFamilies order, at most 20 host bits each, the first with at least 8 addresses.
+	// Defaults to 10.96.0.0/12 for IPv4 and fd00:10:96::/108 for IPv6. They must not
+	// overlap the pod ranges.
 	ServiceCIDRs []string `json:"serviceCIDRs,omitempty"`
 }
 

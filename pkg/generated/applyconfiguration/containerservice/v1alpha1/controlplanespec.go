@@ -23,7 +23,8 @@ package v1alpha1
 //
 // ControlPlaneSpec sizes a cluster's control plane.
 type ControlPlaneSpecApplyConfiguration struct {
-	// replicas is the number of control plane instances: 1, or 3 for high availability.
+	// replicas is the number of control plane instances. Only 1 is supported for now;
+	// 3, for high availability, will follow.
 	// Defaults to 1.
 	Replicas *int32 `json:"replicas,omitempty"`
 }

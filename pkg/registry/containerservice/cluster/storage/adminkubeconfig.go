@@ -18,19 +18,26 @@ import (
 )
 
 // AdminKubeconfigREST serves POST clusters/{name}/adminkubeconfig: a short-lived
-// cluster-admin client certificate kubeconfig for whoever RBAC lets create the subresource.
+// break-glass client certificate kubeconfig for whoever RBAC lets create the subresource.
+// Its user is the caller's name behind v1alpha1.BreakGlassUserPrefix (so the cluster's
+// audit log names the person) and its only group v1alpha1.BreakGlassGroup, which a
+// ClusterRoleBinding in the cluster binds to cluster-admin: deleting that binding revokes
+// every such credential without a rotation. Never system:masters, which nothing revokes.
 type AdminKubeconfigREST struct {
 	clusters rest.Getter
 	driver   provisioner.Driver
 	scheme   *runtime.Scheme
+	// maxTTL caps the lifetime; longer requests get maxTTL, as TokenRequest does.
+	maxTTL time.Duration
 }
 
 var _ rest.NamedCreater = &AdminKubeconfigREST{}
 
 // NewAdminKubeconfigREST returns the subresource over the clusters' storage. driver may be
-// nil when the server runs without a provisioner; requests then get 503.
-func NewAdminKubeconfigREST(clusters rest.Getter, driver provisioner.Driver, scheme *runtime.Scheme) *AdminKubeconfigREST {
-	return &AdminKubeconfigREST{clusters: clusters, driver: driver, scheme: scheme}
+// nil when the server runs without a provisioner; requests then get 503. maxTTL caps the
+// credentials' lifetime (zero: the API's own limit of 24 hours).
+func NewAdminKubeconfigREST(clusters rest.Getter, driver provisioner.Driver, scheme *runtime.Scheme, maxTTL time.Duration) *AdminKubeconfigREST {
+	return &AdminKubeconfigREST{clusters: clusters, driver: driver, scheme: scheme, maxTTL: maxTTL}
 }
 
 // New returns an empty request.
@@ -68,14 +75,18 @@ func (r *AdminKubeconfigREST) Create(ctx context.Context, name string, obj runti
 	if err := r.scheme.Convert(internal, &cluster, nil); err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}
-	if cluster.Status.Phase != v1alpha1.ClusterRunning {
+	if cluster.Status.Phase != v1alpha1.ClusterRunning && cluster.Status.Phase != v1alpha1.ClusterUpdating {
 		return nil, apierrors.NewConflict(cs.Resource("clusters"), name,
 			fmt.Errorf("the cluster is %s, not Running; ask again once it is Ready", cluster.Status.Phase))
 	}
+	ttl := time.Duration(*req.Spec.ExpirationSeconds) * time.Second
+	if r.maxTTL > 0 && ttl > r.maxTTL {
+		ttl = r.maxTTL
+	}
 	data, expires, err := r.driver.AdminKubeconfig(ctx, &cluster, provisioner.Credential{
-		User:     user.GetName(),
-		Groups:   []string{"system:masters"},
-		TTL:      time.Duration(*req.Spec.ExpirationSeconds) * time.Second,
+		User:     v1alpha1.BreakGlassUserPrefix + user.GetName(),
+		Groups:   []string{v1alpha1.BreakGlassGroup},
+		TTL:      ttl,
 		External: req.Spec.Endpoint == cs.EndpointExternal,
 	})
 	if err != nil {

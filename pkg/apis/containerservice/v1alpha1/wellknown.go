@@ -1,0 +1,50 @@
+package v1alpha1
+
+// The names below are part of the API: clients, operators and the platform's own
+// controllers rely on them, so they change only with a new API version.
+
+const (
+	// ClusterFinalizer keeps a Cluster until its control plane is gone. Only the
+	// provisioner (and platform operators in system:masters) may remove it: a tenant who
+	// could would leave a running control plane behind.
+	ClusterFinalizer = GroupName + "/control-plane"
+
+	// RotateCredentialsAnnotation asks for a credential rotation of a Cluster: set it to a
+	// new value (a timestamp, say) and the provisioner replaces the cluster's client CA
+	// once for that value; status.credentialsRotation then shows the value.
+	RotateCredentialsAnnotation = GroupName + "/rotate-credentials"
+
+	// UsernameAnnotation keeps the platform username on the user's ServiceAccount inside a
+	// user cluster (namespace ucs-users).
+	UsernameAnnotation = GroupName + "/username"
+
+	// ManagedByLabel marks, with the value ManagedByValue, what the platform put into a
+	// user cluster.
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	// ManagedByValue is the value of ManagedByLabel on the platform's objects.
+	ManagedByValue = "containerservice"
+
+	// BreakGlassUserPrefix starts the username of every break-glass (adminkubeconfig)
+	// credential, followed by the name of the host user who asked for it, so that a user
+	// cluster's audit log names the person.
+	BreakGlassUserPrefix = "ucs:breakglass:"
+	// BreakGlassGroup is the group of every break-glass credential. The ClusterRoleBinding
+	// of the same name binds it to cluster-admin inside each user cluster: deleting that
+	// binding revokes every break-glass credential of the cluster at once, without a
+	// rotation, and the platform does not put it back.
+	BreakGlassGroup = "ucs:breakglass"
+)
+
+// Condition types of a Cluster.
+const (
+	// ClusterConditionReady is True when every control plane component is healthy.
+	ClusterConditionReady = "Ready"
+	// ClusterConditionEtcdReady is True when the cluster's etcd answers its health check.
+	ClusterConditionEtcdReady = "EtcdReady"
+	// ClusterConditionAPIServerReady is True when kube-apiserver answers /readyz.
+	ClusterConditionAPIServerReady = "APIServerReady"
+	// ClusterConditionControllerManagerReady is True when kube-controller-manager answers /healthz.
+	ClusterConditionControllerManagerReady = "ControllerManagerReady"
+	// ClusterConditionSchedulerReady is True when kube-scheduler answers /healthz.
+	ClusterConditionSchedulerReady = "SchedulerReady"
+)

@@ -1,0 +1,92 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
+	"github.com/ucloudstack/containerservice/pkg/provisioner"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/pki"
+)
+
+// renewBefore is how long before they expire the components' certificates are issued
+// anew (they live pki.DefaultTTL), so that a control plane running for a year keeps working.
+const renewBefore = 30 * 24 * time.Hour
+
+// renewIfExpiring issues the components' certificates again and restarts the components
+// when they near their end (or no longer match the CAs, host or port).
+func (d *Driver) renewIfExpiring(inst *instance) error {
+	crts := inst.certs.Load()
+	if leavesCurrent(inst.layout, wantLeaves(crts, inst.ports, d.cfg.ExternalHost)) {
+		return nil
+	}
+	if err := writeLeafCerts(inst.layout, crts, inst.ports, d.cfg.ExternalHost); err != nil {
+		return fmt.Errorf("renew the certificates of %s: %w", inst.key, err)
+	}
+	d.restartStarted(inst)
+	klog.InfoS("Renewed the control plane's certificates", "cluster", inst.key)
+	return nil
+}
+
+// restartStarted restarts the components started so far, clients first, so that
+// kube-apiserver has no watches to drain, and marks the change as rolling out.
+func (d *Driver) restartStarted(inst *instance) {
+	for i := len(provisioner.Components) - 1; i >= 0; i-- {
+		if sup := inst.components[provisioner.Components[i]]; sup != nil {
+			sup.Restart()
+			inst.rollingOut = true
+		}
+	}
+}
+
+// RotateCredentials replaces the client CA, re-issues the components' credentials and
+// restarts the components that authenticate clients with it, once per token: the token
+// is recorded next to the PKI after the restart, so asking again (a status write that
+// conflicted, say) does nothing.
+func (d *Driver) RotateCredentials(_ context.Context, c *v1alpha1.Cluster, token string) error {
+	if token == "" {
+		return errors.New("a rotation needs a token")
+	}
+	inst, err := d.lockInstance(key(c))
+	if err != nil {
+		return err
+	}
+	defer inst.mu.Unlock()
+	old := inst.certs.Load()
+	if old == nil || inst.uid != string(c.UID) {
+		return errors.New("the cluster's control plane is not running yet")
+	}
+	if done, _ := os.ReadFile(inst.layout.rotationFile()); strings.TrimSpace(string(done)) == token {
+		return nil
+	}
+	client, err := pki.CreateCA(filepath.Join(inst.layout.dir, "pki"), "client-ca")
+	if err != nil {
+		return fmt.Errorf("replace the client CA of %s: %w", key(c), err)
+	}
+	crts := *old
+	crts.client = client
+	if err := writeLeafCerts(inst.layout, &crts, inst.ports, d.cfg.ExternalHost); err != nil {
+		return fmt.Errorf("re-issue the credentials of %s: %w", key(c), err)
+	}
+	inst.certs.Store(&crts)
+	// kube-apiserver reloads its client CA file by itself; the restarts make the
+	// controller manager and scheduler present their new credentials.
+	for _, name := range []string{provisioner.Scheduler, provisioner.ControllerManager, provisioner.APIServer} {
+		if sup := inst.components[name]; sup != nil {
+			sup.Restart()
+			inst.rollingOut = true
+		}
+	}
+	if err := writeFileAtomic(inst.layout.rotationFile(), []byte(token), 0o600); err != nil {
+		return fmt.Errorf("record the rotation of %s: %w", key(c), err)
+	}
+	klog.InfoS("Rotated client CA", "cluster", key(c), "token", token)
+	return nil
+}
