@@ -49,4 +49,3 @@ func TestDeletingATenantDeletesItsClusters(t *testing.T) {
 		t.Errorf("directory %s left: %v", dir, err)
 	}
 }
-

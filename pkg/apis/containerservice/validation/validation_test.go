@@ -201,9 +201,9 @@ func TestValidateClusterUpdate(t *testing.T) {
 			c.Spec.Administrators = append(c.Spec.Administrators, cs.Subject{Kind: cs.SubjectKindGroup, Name: "ops"})
 		}, nil},
 		"control plane cannot grow yet": {func(c *cs.Cluster) { c.Spec.ControlPlane.Replicas = 3 }, []string{invalid + "spec.controlPlane.replicas"}},
-		"network is immutable":      {func(c *cs.Cluster) { c.Spec.Network.PodCIDRs = []string{"10.200.0.0/16"} }, []string{invalid + networkField}},
-		"version cannot change":     {func(c *cs.Cluster) { c.Spec.Version = "v1.36.0" }, []string{unsupported + "spec.version", forbidden + "spec.version"}},
-		"updates are validated too": {func(c *cs.Cluster) { c.Spec.ControlPlane.Replicas = 5 }, []string{invalid + "spec.controlPlane.replicas"}},
+		"network is immutable":          {func(c *cs.Cluster) { c.Spec.Network.PodCIDRs = []string{"10.200.0.0/16"} }, []string{invalid + networkField}},
+		"version cannot change":         {func(c *cs.Cluster) { c.Spec.Version = "v1.36.0" }, []string{unsupported + "spec.version", forbidden + "spec.version"}},
+		"updates are validated too":     {func(c *cs.Cluster) { c.Spec.ControlPlane.Replicas = 5 }, []string{invalid + "spec.controlPlane.replicas"}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
