@@ -7,9 +7,13 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 # `go mod download -json` fetches the module when the cache lacks it (a fresh machine)
 # and prints its directory; `go list -m -f '{{.Dir}}'` would print nothing there.
-codegen_pkg=$(go mod download -json k8s.io/code-generator | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+if ! download=$(go mod download -json k8s.io/code-generator); then
+  echo "update-codegen: cannot download k8s.io/code-generator: ${download}" >&2
+  exit 1
+fi
+codegen_pkg=$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p' <<<"${download}")
 if [ ! -f "${codegen_pkg}/kube_codegen.sh" ]; then
-  echo "update-codegen: k8s.io/code-generator not found (got '${codegen_pkg}')" >&2
+  echo "update-codegen: k8s.io/code-generator not found in: ${download}" >&2
   exit 1
 fi
 # shellcheck source=/dev/null

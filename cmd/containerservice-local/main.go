@@ -1,6 +1,7 @@
 // Command containerservice-local runs a whole containerservice management plane on this
-// machine (host etcd and kube-apiserver, containerservice-apiserver on its embedded etcd,
-// registered through an APIService) until interrupted, and prints how to reach it.
+// machine (host etcd, kube-apiserver and kube-controller-manager, containerservice-apiserver
+// on its embedded etcd, registered through an APIService and restarted if it dies) until
+// interrupted, and prints how to reach it.
 package main
 
 import (
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/ucloudstack/containerservice/cmd/containerservice-local/stack"
@@ -20,6 +22,9 @@ func main() {
 	flag.StringVar(&cfg.ServerBinary, "server", "_output/bin/containerservice-apiserver", "containerservice-apiserver binary")
 	flag.StringVar(&cfg.StateDir, "state-dir", "_output/local", "certificates, data and logs; kept between runs")
 	flag.Parse()
+	if abs, err := filepath.Abs(cfg.StateDir); err == nil {
+		cfg.StateDir = abs
+	}
 	if cfg.BinDir == "" {
 		fmt.Fprintln(os.Stderr, "containerservice-local: --bin-dir is required (run `make run`, which builds everything)")
 		os.Exit(2)
@@ -41,7 +46,9 @@ containerservice is running. Reach it with kubectl:
   kubectl apply -f artifacts/examples/
   kubectl get clusters,csnode,plugins,projects -n acme
 
-Logs are in %s/logs. Press Ctrl-C to stop; objects are kept for the next start.
+Logs are in %s/logs. If containerservice-apiserver dies, it is started again and
+adopts the user clusters, which keep running. Press Ctrl-C to stop everything, user
+clusters included; objects and data are kept for the next start.
 `, s.Kubeconfig, cfg.BinDir, cfg.StateDir)
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "stopping")

@@ -82,7 +82,7 @@ func TestAWrongEtcdDeletesNothing(t *testing.T) {
 	}
 	eventually(ctx, t, "the quarantine is reported as an Event in the tenant", func() (bool, error) {
 		events, err := env.Kube.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "reason=Quarantined,involvedObject.name=cold"})
-		return err == nil && len(events.Items) == 1 && strings.Contains(events.Items[0].Message, quarantined), err
+		return err == nil && len(events.Items) == 1 && strings.Contains(events.Items[0].Message, string(cold.UID)), err
 	})
 
 	// The running cluster is left alone: same processes, its tenant still served.

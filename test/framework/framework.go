@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -134,11 +135,16 @@ func (e *Env) Stop() {
 // returned file closes: at the end of the tests, or when the test process dies in any
 // way, SIGKILL included. So a test run never leaves a process behind.
 func watchdog(dir string) (*os.File, error) {
+	if _, err := exec.LookPath("pkill"); err != nil {
+		return nil, fmt.Errorf("the tests need pkill (Debian: procps) to never leave a process behind: %w", err)
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command("/bin/sh", "-c", `cat >/dev/null; pkill -KILL -f -- "$0"`, dir)
+	// pkill takes a regular expression: the directory is quoted, with its trailing slash
+	// so that another run's directory with a longer name never matches.
+	cmd := exec.Command("/bin/sh", "-c", `cat >/dev/null; pkill -KILL -f -- "$0"`, regexp.QuoteMeta(dir+"/"))
 	cmd.Stdin = r
 	// Its own session: a Ctrl-C of the test run must not kill it before it cleans up.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

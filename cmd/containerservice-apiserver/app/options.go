@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
+	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	componentbaseconfig "k8s.io/component-base/config"
 	componentbaseoptions "k8s.io/component-base/config/options"
@@ -131,6 +132,17 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxConcurrentStarts < 1 {
 		errs = append(errs, fmt.Errorf("--max-concurrent-starts must be at least 1"))
+	}
+	if le := o.LeaderElection; le.LeaderElect {
+		switch {
+		case le.ResourceLock != resourcelock.LeasesResourceLock:
+			errs = append(errs, fmt.Errorf("--leader-elect-resource-lock must be %s", resourcelock.LeasesResourceLock))
+		case le.ResourceName == "" || le.ResourceNamespace == "":
+			errs = append(errs, fmt.Errorf("--leader-elect-resource-name and --leader-elect-resource-namespace must be set"))
+		case le.RetryPeriod.Duration <= 0 || float64(le.RenewDeadline.Duration) <= leaderelection.JitterFactor*float64(le.RetryPeriod.Duration) ||
+			le.LeaseDuration.Duration <= le.RenewDeadline.Duration:
+			errs = append(errs, fmt.Errorf("leader election needs --leader-elect-lease-duration > --leader-elect-renew-deadline > %.1f × --leader-elect-retry-period > 0", leaderelection.JitterFactor))
+		}
 	}
 	if o.AdminKubeconfigMaxTTL < 10*time.Minute || o.AdminKubeconfigMaxTTL > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("--admin-kubeconfig-max-expiration must be between 10m and 24h, not %s", o.AdminKubeconfigMaxTTL))

@@ -2,17 +2,19 @@ package app
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 
+	"k8s.io/apimachinery/pkg/util/uuid"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
 	"github.com/ucloudstack/containerservice/pkg/generated/clientset/versioned"
@@ -22,9 +24,10 @@ import (
 	"github.com/ucloudstack/containerservice/pkg/provisioner/controller"
 )
 
-// addProvisioner runs the provisioner's controllers once the server serves: one shared
-// informer factory over our API (through the loopback client), Events to the host, and,
-// with leader election, only while this server holds the lease.
+// addProvisioner runs the provisioner's controllers once the server serves: Events to the
+// host, and, with leader election, only while this server holds the lease. Each term gets
+// one shared informer factory over our API (through the loopback client) for all its
+// controllers.
 func (o *Options) addProvisioner(server *genericapiserver.GenericAPIServer, config *genericapiserver.RecommendedConfig, driver provisioner.Driver) error {
 	var host kubernetes.Interface
 	if config.ClientConfig != nil {
@@ -34,80 +37,116 @@ func (o *Options) addProvisioner(server *genericapiserver.GenericAPIServer, conf
 		}
 	}
 	if o.LeaderElection.LeaderElect && host == nil {
-		return errors.New("--leader-elect needs the host kube-apiserver (--kubeconfig, or in-cluster configuration); use --leader-elect=false on a single replica without one")
+		return errors.New("--leader-elect needs the host kube-apiserver (--kubeconfig, or the in-cluster configuration)")
 	}
 	client, err := versioned.NewForConfig(config.LoopbackClientConfig)
 	if err != nil {
 		return fmt.Errorf("controller client: %w", err)
 	}
-	informers := csinformers.NewSharedInformerFactory(client, 0)
 	recorder, stopEvents := controller.NewRecorder(host, Scheme, "containerservice-provisioner")
-	clusters, err := clustercontroller.New(client, informers.Containerservice().V1alpha1().Clusters(), driver, recorder)
-	if err != nil {
-		return err
-	}
 	run := func(ctx context.Context) {
+		informers := csinformers.NewSharedInformerFactory(client, 0)
+		clusters, err := clustercontroller.New(client, informers.Containerservice().V1alpha1().Clusters(), driver, recorder)
+		if err != nil {
+			klog.ErrorS(err, "Cannot start the cluster controller")
+			return
+		}
 		informers.Start(ctx.Done())
 		clusters.Run(ctx, o.Workers)
+		informers.Shutdown()
 	}
 	server.AddPostStartHookOrDie("start-containerservice-provisioner", func(hook genericapiserver.PostStartHookContext) error {
-		go func() {
-			<-hook.Done()
-			stopEvents()
-		}()
 		if !o.LeaderElection.LeaderElect {
-			go run(hook)
+			go func() {
+				defer stopEvents()
+				run(hook)
+			}()
 			return nil
 		}
-		elector, err := o.leaderElector(hook, host, recorder, run)
+		id, err := leaderIdentity(o.DataDir)
 		if err != nil {
 			return err
 		}
-		go elector.Run(hook)
+		go func() {
+			defer stopEvents()
+			o.lead(hook, host, recorder, id, run)
+		}()
 		return nil
 	})
 	return nil
 }
 
-// leaderElector runs the controllers while this server holds the lease. Its identity is
-// stable across restarts of the same server (host and data directory), so a restarted
-// server takes its lease back at once instead of waiting for it to expire; the local
-// driver's lock on the data directory keeps a second server of the same identity out.
-func (o *Options) leaderElector(serving context.Context, host kubernetes.Interface, recorder resourcelock.EventRecorder, run func(context.Context)) (*leaderelection.LeaderElector, error) {
+// lead competes for the lease until the server stops, running the controllers for each
+// term it holds it. A lost lease (the host unreachable for longer than the renew
+// deadline) stops the controllers and competes again; the API keeps serving meanwhile.
+func (o *Options) lead(serving context.Context, host kubernetes.Interface, recorder record.EventRecorder, id string, run func(context.Context)) {
+	le := o.LeaderElection
+	// term is held while a term's controllers run; the next term waits for it. (A term
+	// whose start is still on its way when the lease is lost finds its context ended
+	// and does nothing.)
+	var term sync.Mutex
+	for serving.Err() == nil {
+		lock, err := resourcelock.New(le.ResourceLock, le.ResourceNamespace, le.ResourceName, host.CoreV1(), host.CoordinationV1(),
+			resourcelock.ResourceLockConfig{Identity: id, EventRecorder: recorder})
+		if err == nil {
+			var elector *leaderelection.LeaderElector
+			elector, err = leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+				Lock:            lock,
+				LeaseDuration:   le.LeaseDuration.Duration,
+				RenewDeadline:   le.RenewDeadline.Duration,
+				RetryPeriod:     le.RetryPeriod.Duration,
+				ReleaseOnCancel: true,
+				Name:            le.ResourceName,
+				Callbacks: leaderelection.LeaderCallbacks{
+					OnStartedLeading: func(ctx context.Context) {
+						term.Lock()
+						defer term.Unlock()
+						klog.InfoS("Leading: running the provisioner's controllers", "identity", id)
+						run(ctx)
+					},
+					OnStoppedLeading: func() {
+						if serving.Err() == nil {
+							klog.ErrorS(nil, "Lost the provisioner's lease; controllers stop and compete again", "identity", id)
+						}
+					},
+				},
+			})
+			if err == nil {
+				elector.Run(serving)
+			}
+		}
+		if err != nil {
+			// Validate checked the settings; this is not expected to happen.
+			klog.ErrorS(err, "Cannot run leader election; the provisioner's controllers do not run")
+			return
+		}
+		// The next term starts once this one's controllers have stopped.
+		term.Lock()
+		term.Unlock() //nolint:staticcheck // waiting, not guarding
+	}
+}
+
+// leaderIdentity is this server's identity in leader election: the host name and a
+// random id kept in the data directory. Stable across restarts, so that a restarted
+// server takes its lease back at once instead of waiting for it to expire (the local
+// driver's lock on the data directory keeps a second server of the same identity out),
+// and unique per machine even when host names repeat.
+func leaderIdentity(dataDir string) (string, error) {
+	file := filepath.Join(dataDir, "leader-identity")
+	if data, err := os.ReadFile(file); err == nil && len(strings.TrimSpace(string(data))) > 0 {
+		return strings.TrimSpace(string(data)), nil
+	}
 	hostname, err := os.Hostname()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	dir, _ := filepath.Abs(o.DataDir)
-	sum := sha256.Sum256([]byte(dir))
-	id := hostname + "_" + hex.EncodeToString(sum[:4])
-	le := o.LeaderElection
-	lock, err := resourcelock.New(le.ResourceLock, le.ResourceNamespace, le.ResourceName, host.CoreV1(), host.CoordinationV1(),
-		resourcelock.ResourceLockConfig{Identity: id, EventRecorder: recorder})
-	if err != nil {
-		return nil, fmt.Errorf("leader election lock: %w", err)
+	id := hostname + "_" + string(uuid.NewUUID())
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", err
 	}
-	return leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock:            lock,
-		LeaseDuration:   le.LeaseDuration.Duration,
-		RenewDeadline:   le.RenewDeadline.Duration,
-		RetryPeriod:     le.RetryPeriod.Duration,
-		ReleaseOnCancel: true,
-		Name:            le.ResourceName,
-		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) {
-				klog.InfoS("Leading: running the provisioner's controllers", "identity", id)
-				run(ctx)
-			},
-			OnStoppedLeading: func() {
-				if serving.Err() != nil {
-					return // the server is shutting down; the lease was released
-				}
-				// The controllers cannot be trusted to have stopped mid-flight; a fresh
-				// process competes again. User control planes keep running meanwhile.
-				klog.ErrorS(nil, "Lost the provisioner's lease; exiting so that a fresh start competes again", "identity", id)
-				klog.FlushAndExit(klog.ExitFlushTimeout, 1)
-			},
-		},
-	})
+	tmp := file + ".tmp"
+	if err := os.WriteFile(tmp, []byte(id), 0o600); err != nil {
+		return "", fmt.Errorf("write the leader-election identity: %w", err)
+	}
+	return id, os.Rename(tmp, file)
 }

@@ -72,7 +72,9 @@ type Stack struct {
 	ca, frontProxy, serve *pki.Authority
 	ports                 map[string]int
 
-	hostEtcd, hostAPI, hostKCM *supervisor.Process
+	hostEtcd, hostAPI *supervisor.Process
+	// hostKCM is supervised: quota usage and namespace deletion depend on it.
+	hostKCM *supervisor.Supervised
 	// server is supervised: a server that dies is started again, and adopts the user
 	// control planes that kept running.
 	server *supervisor.Supervised
@@ -126,7 +128,9 @@ func Start(ctx context.Context, cfg Config) (s *Stack, err error) {
 func (s *Stack) Stop() {
 	s.StopServer()
 	s.StopUserClusters()
-	s.hostKCM.Stop()
+	if s.hostKCM != nil {
+		s.hostKCM.Stop()
+	}
 	s.hostAPI.Stop()
 	s.hostEtcd.Stop()
 }
@@ -398,7 +402,7 @@ func (s *Stack) startHost(ctx context.Context) error {
 	// As in a real management plane: deleting a tenant namespace deletes what is in it
 	// (clusters included), garbage collection runs, and quota usage is counted.
 	s.progress("starting kube-controller-manager (host)")
-	s.hostKCM, err = supervisor.Start(supervisor.Command{Name: "host-kube-controller-manager", Binary: filepath.Join(s.cfg.BinDir, "kube-controller-manager"), LogDir: s.logDir, Args: []string{
+	s.hostKCM = supervisor.Supervise(supervisor.Component{Name: "host-kube-controller-manager", Binary: filepath.Join(s.cfg.BinDir, "kube-controller-manager"), LogDir: s.logDir, Args: []string{
 		"--kubeconfig=" + s.kcmKubeconfig,
 		"--use-service-account-credentials=true",
 		"--service-account-private-key-file=" + p("sa.key"),
@@ -407,7 +411,7 @@ func (s *Stack) startHost(ctx context.Context) error {
 		"--leader-elect=false",
 		"--profiling=false",
 	}})
-	return err
+	return nil
 }
 
 // applyRBAC applies artifacts/rbac with the real kubectl, as a platform admin would.
@@ -434,6 +438,8 @@ func (s *Stack) applyRBAC(ctx context.Context) error {
 // returns once its API is discoverable through the host. extraArgs come last, so they
 // override the stack's own flags (as a test breaking --kube-bin-dir needs).
 func (s *Stack) StartServer(ctx context.Context, extraArgs ...string) error {
+	// Never two servers: they would fight over the data directory.
+	s.StopServer()
 	port := s.ports["containerservice-apiserver"]
 	if !portFree(port) {
 		p, err := freePort()

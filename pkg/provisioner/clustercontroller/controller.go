@@ -131,6 +131,16 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 		return 0, err
 	}
 	cl := cached.DeepCopy()
+	c.mu.Lock()
+	earlier, replaced := c.deleted[key]
+	c.mu.Unlock()
+	if replaced && earlier != cl.UID {
+		// The name was deleted and created again before this pass: the earlier
+		// Cluster's control plane goes first.
+		if err := c.deleteProven(ctx, key, ns, name); err != nil {
+			return 0, err
+		}
+	}
 	if cl.DeletionTimestamp != nil {
 		return 0, c.finalize(ctx, cl)
 	}
@@ -196,10 +206,13 @@ func (c *Controller) finalize(ctx context.Context, cl *v1alpha1.Cluster) error {
 func (c *Controller) ensure(ctx context.Context, cl *v1alpha1.Cluster) (time.Duration, error) {
 	obs, ensureErr := c.driver.Ensure(ctx, cl)
 	rotated := false
+	var applyErr error // what failed after the control plane was observed
 	if ensureErr == nil {
 		if token := cl.Annotations[v1alpha1.RotateCredentialsAnnotation]; token != "" && token != cl.Status.CredentialsRotation {
 			// Idempotent per token: a retry after a failed status write rotates nothing.
-			if ensureErr = c.driver.RotateCredentials(ctx, cl, token); ensureErr == nil {
+			if err := c.driver.RotateCredentials(ctx, cl, token); err != nil {
+				applyErr = &stepError{reason: "RotationFailed", err: fmt.Errorf("rotate credentials: %w", err)}
+			} else {
 				rotated = true
 				c.recorder.Eventf(cl, corev1.EventTypeNormal, "CredentialsRotated", "Replaced the client CA for %s=%s: every credential issued before is refused", v1alpha1.RotateCredentialsAnnotation, token)
 				// Report the components as they are now, restarting, not as they were.
@@ -207,11 +220,12 @@ func (c *Controller) ensure(ctx context.Context, cl *v1alpha1.Cluster) (time.Dur
 			}
 		}
 	}
-	var bootstrapErr error
-	if ensureErr == nil && obs.Components[provisioner.APIServer].Healthy {
-		bootstrapErr = c.bootstrapIfDue(ctx, cl)
+	if ensureErr == nil && applyErr == nil && obs.Components[provisioner.APIServer].Healthy {
+		if err := c.bootstrapIfDue(ctx, cl); err != nil {
+			applyErr = &stepError{reason: "BootstrapFailed", err: err}
+		}
 	}
-	status := desiredStatus(cl, obs, ensureErr, bootstrapErr)
+	status := desiredStatus(cl, obs, ensureErr, applyErr)
 	if rotated {
 		status.CredentialsRotation = cl.Annotations[v1alpha1.RotateCredentialsAnnotation]
 	}
@@ -219,10 +233,11 @@ func (c *Controller) ensure(ctx context.Context, cl *v1alpha1.Cluster) (time.Dur
 		c.recordTransition(cl, status)
 		cl.Status = status
 		if _, err := c.client.ContainerserviceV1alpha1().Clusters(cl.Namespace).UpdateStatus(ctx, cl, metav1.UpdateOptions{}); err != nil {
-			return 0, errors.Join(ensureErr, bootstrapErr, err)
+			// Retried at once, whatever else failed: the status must catch up.
+			return 0, err
 		}
 	}
-	if err := errors.Join(ensureErr, bootstrapErr); err != nil {
+	if err := errors.Join(ensureErr, applyErr); err != nil {
 		return 0, err
 	}
 	if obs.Ready() {
@@ -230,6 +245,16 @@ func (c *Controller) ensure(ctx context.Context, cl *v1alpha1.Cluster) (time.Dur
 	}
 	return pollUnready, nil
 }
+
+// stepError is a failure of a step after the control plane was observed, with the
+// Ready condition's reason for it.
+type stepError struct {
+	reason string
+	err    error
+}
+
+func (e *stepError) Error() string { return e.err.Error() }
+func (e *stepError) Unwrap() error { return e.err }
 
 // bootstrapIfDue applies the platform's objects after a spec change, and again every
 // rebootstrapEvery, as the platform manager.

@@ -60,8 +60,9 @@ func TestDesiredStatus(t *testing.T) {
 			v1alpha1.ClusterFailed, metav1.ConditionFalse, "ProvisioningFailed", "run hack/kube-binaries.sh"},
 		"nothing observed before running": {v1alpha1.ClusterPending, nil, errors.New("disk full"), nil, v1alpha1.ClusterProvisioning, metav1.ConditionUnknown, "NotObserved", "disk full (retrying)"},
 		"nothing observed while running":  {v1alpha1.ClusterRunning, nil, errors.New("disk full"), nil, v1alpha1.ClusterRunning, metav1.ConditionUnknown, "NotObserved", "disk full"},
-		"bootstrap failed at first":       {v1alpha1.ClusterProvisioning, healthy(), nil, errors.New("apply namespace ucs-users: boom"), v1alpha1.ClusterProvisioning, metav1.ConditionFalse, "BootstrapFailed", "ucs-users"},
-		"bootstrap failed later":          {v1alpha1.ClusterRunning, healthy(), nil, errors.New("apply namespace ucs-users: boom"), v1alpha1.ClusterUpdating, metav1.ConditionFalse, "BootstrapFailed", "ucs-users"},
+		"bootstrap failed at first":       {v1alpha1.ClusterProvisioning, healthy(), nil, &stepError{"BootstrapFailed", errors.New("apply namespace ucs-users: boom")}, v1alpha1.ClusterProvisioning, metav1.ConditionFalse, "BootstrapFailed", "ucs-users"},
+		"bootstrap failed later":          {v1alpha1.ClusterRunning, healthy(), nil, &stepError{"BootstrapFailed", errors.New("apply namespace ucs-users: boom")}, v1alpha1.ClusterUpdating, metav1.ConditionFalse, "BootstrapFailed", "ucs-users"},
+		"rotation failed":                 {v1alpha1.ClusterRunning, healthy(), nil, &stepError{"RotationFailed", errors.New("rotate credentials: disk full")}, v1alpha1.ClusterUpdating, metav1.ConditionFalse, "RotationFailed", "disk full"},
 		"a running cluster rolls out":     {v1alpha1.ClusterRunning, rolling, nil, nil, v1alpha1.ClusterUpdating, metav1.ConditionFalse, "ComponentsUnhealthy", "APIServer"},
 		"a rollout goes on":               {v1alpha1.ClusterUpdating, rolling, nil, nil, v1alpha1.ClusterUpdating, metav1.ConditionFalse, "ComponentsUnhealthy", "APIServer"},
 		"a rollout ends":                  {v1alpha1.ClusterUpdating, healthy(), nil, nil, v1alpha1.ClusterRunning, metav1.ConditionTrue, "ControlPlaneReady", ""},
@@ -269,7 +270,7 @@ func TestRotationPassesItsTokenAndIsRecorded(t *testing.T) {
 		return false, nil, nil
 	})
 	if _, err := f.ctrl.Reconcile(context.Background(), "acme/prod"); !apierrors.IsConflict(err) {
-		t.Fatalf("first pass: %v, want the conflict", err)
+		t.Fatalf("first pass: %v, want the conflict alone", err)
 	}
 	if _, err := f.ctrl.Reconcile(context.Background(), "acme/prod"); err != nil {
 		t.Fatal(err)
@@ -336,6 +337,26 @@ func TestDataGoesOnlyWithProof(t *testing.T) {
 	}
 }
 
+// TestARecreatedNameLetsTheEarlierClusterGo: a Cluster deleted and created again under
+// the same name before the controller got to it: the earlier UID's control plane is
+// deleted (its deletion was seen), the new one is provisioned.
+func TestARecreatedNameLetsTheEarlierClusterGo(t *testing.T) {
+	fresh := newCluster()
+	fresh.UID = "u2"
+	fresh.Finalizers = []string{v1alpha1.ClusterFinalizer}
+	f := newFixture(t, fresh)
+	f.ctrl.onDelete(newCluster()) // u1, seen deleted
+	if _, err := f.ctrl.Reconcile(context.Background(), "acme/prod"); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(f.driver.deleted, []string{"acme/prod/u1"}) {
+		t.Errorf("deletions %v, want the earlier UID's only", f.driver.deleted)
+	}
+	if got := f.sync(t, "acme", "prod"); got.Status.Phase != v1alpha1.ClusterRunning {
+		t.Errorf("the new cluster: %s", got.Status.Phase)
+	}
+}
+
 // TestSweepQuarantinesOnlyWhatNothingAccountsFor.
 func TestSweepQuarantinesOnlyWhatNothingAccountsFor(t *testing.T) {
 	accounted := newCluster()
@@ -347,10 +368,12 @@ func TestSweepQuarantinesOnlyWhatNothingAccountsFor(t *testing.T) {
 		{Namespace: "other", Name: "prod", UID: "u1"},               // same name and UID, other namespace
 		{Namespace: "acme", Name: "prod", UID: "u9"},                // the name's Cluster has another UID
 		{Namespace: "acme", Name: "pending-delete", UID: "u3"},      // a proven deletion is on its way
+		{Namespace: "acme", Name: "recreated", UID: "u4"},           // a deletion of another UID of that name is
 	}
 	f.ctrl.deleted["acme/pending-delete"] = types.UID("u3")
+	f.ctrl.deleted["acme/recreated"] = types.UID("u5")
 	f.ctrl.sweep(context.Background())
-	want := []string{"acme/prod-old/u0", "other/prod/u1", "acme/prod/u9"}
+	want := []string{"acme/prod-old/u0", "other/prod/u1", "acme/prod/u9", "acme/recreated/u4"}
 	if !slices.Equal(f.driver.quarantined, want) {
 		t.Errorf("quarantined %v, want %v", f.driver.quarantined, want)
 	}
@@ -358,8 +381,8 @@ func TestSweepQuarantinesOnlyWhatNothingAccountsFor(t *testing.T) {
 	for len(f.recorder.Events) > 0 {
 		events = append(events, <-f.recorder.Events)
 	}
-	if n := countPrefix(events, "Warning Quarantined"); n != 3 {
-		t.Errorf("%d Quarantined events, want 3: %v", n, events)
+	if n := countPrefix(events, "Warning Quarantined"); n != 4 {
+		t.Errorf("%d Quarantined events, want 4: %v", n, events)
 	}
 	if n := countPrefix(events, "Warning Unaccounted"); n != 1 {
 		t.Errorf("%d Unaccounted events, want 1: %v", n, events)

@@ -12,13 +12,14 @@ import (
 )
 
 // desiredStatus is the status that reports obs, or the error that kept the driver from
-// observing anything, and the outcome of applying the platform's objects.
+// observing anything, and what failed after (applyErr: a rotation, applying the
+// platform's objects; a *stepError names the reason).
 //
 // Phases: Provisioning until the cluster first runs; Running while every component is
 // healthy; Updating while a running cluster rolls out a change (rotation, renewal, a new
 // configuration); Failed when provisioning cannot succeed without an operator. Component
 // conditions turn Unknown when nothing could be observed, rather than keep a stale True.
-func desiredStatus(cl *v1alpha1.Cluster, obs *provisioner.Observation, ensureErr, bootstrapErr error) v1alpha1.ClusterStatus {
+func desiredStatus(cl *v1alpha1.Cluster, obs *provisioner.Observation, ensureErr, applyErr error) v1alpha1.ClusterStatus {
 	status := *cl.Status.DeepCopy()
 	status.ObservedGeneration = cl.Generation
 	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
@@ -60,7 +61,7 @@ func desiredStatus(cl *v1alpha1.Cluster, obs *provisioner.Observation, ensureErr
 		}
 	}
 	switch {
-	case len(unhealthy) == 0 && ensureErr == nil && bootstrapErr == nil:
+	case len(unhealthy) == 0 && ensureErr == nil && applyErr == nil:
 		status.Phase = v1alpha1.ClusterRunning
 		set(v1alpha1.ClusterConditionReady, metav1.ConditionTrue, "ControlPlaneReady", "every control plane component is healthy")
 	case len(unhealthy) == 0:
@@ -68,7 +69,12 @@ func desiredStatus(cl *v1alpha1.Cluster, obs *provisioner.Observation, ensureErr
 		if running {
 			status.Phase = v1alpha1.ClusterUpdating
 		}
-		set(v1alpha1.ClusterConditionReady, metav1.ConditionFalse, "BootstrapFailed", errors.Join(ensureErr, bootstrapErr).Error())
+		reason := "ProvisioningError"
+		var step *stepError
+		if errors.As(applyErr, &step) {
+			reason = step.reason
+		}
+		set(v1alpha1.ClusterConditionReady, metav1.ConditionFalse, reason, errors.Join(ensureErr, applyErr).Error())
 	default:
 		status.Phase = v1alpha1.ClusterProvisioning
 		if running && obs.Updating {

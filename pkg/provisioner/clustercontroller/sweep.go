@@ -58,10 +58,10 @@ func (c *Controller) sweep(ctx context.Context) {
 			continue
 		}
 		c.mu.Lock()
-		_, deleting := c.deleted[key]
+		deleting := h.UID != "" && c.deleted[key] == types.UID(h.UID)
 		c.mu.Unlock()
 		if deleting {
-			continue // a proven deletion is on its way
+			continue // a proven deletion of this very control plane is on its way
 		}
 		ref := &v1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Namespace: h.Namespace, Name: h.Name, UID: types.UID(h.UID)}}
 		if h.Running {
@@ -78,8 +78,9 @@ func (c *Controller) sweep(ctx context.Context) {
 			klog.ErrorS(err, "Cannot quarantine an unaccounted control plane", "cluster", key, "uid", h.UID)
 		case dest != "":
 			quarantined.Inc()
+			klog.InfoS("Quarantined", "cluster", key, "uid", h.UID, "to", dest)
 			c.recorder.Eventf(ref, corev1.EventTypeWarning, "Quarantined",
-				"No Cluster with uid %s exists, so its control plane's data was moved to %s and kept; it comes back if the Cluster does", h.UID, dest)
+				"No Cluster with uid %s exists, so its control plane's data was moved to the quarantine and kept; it comes back if the Cluster does", h.UID)
 		}
 	}
 	unaccounted.Set(float64(running))

@@ -145,6 +145,10 @@ func componentCommands(binDir string, l layout, c *v1alpha1.Cluster, ports map[s
 			"--cluster-signing-kubelet-serving-key-file=" + p("ca.key"),
 			"--cluster-signing-legacy-unknown-cert-file=" + p("ca.crt"),
 			"--cluster-signing-legacy-unknown-key-file=" + p("ca.key"),
+			// A cluster admin (a break-glass holder included) can have the CSR API sign a
+			// client certificate of any name; capped like break-glass credentials, so that
+			// what a revoked holder minted soon expires too. A rotation revokes all of it.
+			"--cluster-signing-duration=24h",
 			"--root-ca-file=" + p("ca.crt"),
 			"--service-account-private-key-file=" + p("sa.key"),
 			"--use-service-account-credentials=true",

@@ -70,6 +70,13 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.MaxConcurrentStarts < 1 {
 		cfg.MaxConcurrentStarts = 4
 	}
+	// Absolute, so that the components' command lines (recorded, compared at adoption)
+	// do not depend on the directory the server was started from.
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.DataDir = dataDir
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", cfg.DataDir, err)
 	}
@@ -86,6 +93,12 @@ func New(cfg Config) (*Driver, error) {
 	}
 	d := &Driver{cfg: cfg, lock: lock, ports: portAllocator{taken: map[int]bool{}}, clusters: map[string]*instance{},
 		starting: map[string]time.Time{}, changes: make(chan string, 100)}
+	// Directories a crash left half made (claim builds each under a temporary name with
+	// nothing but empty folders and its uid, then renames it into place).
+	leftovers, _ := filepath.Glob(filepath.Join(cfg.DataDir, "clusters", "*", "*.new-*"))
+	for _, dir := range leftovers {
+		_ = os.RemoveAll(dir)
+	}
 	// Clusters not started yet after a restart, and quarantined ones, still own their
 	// ports: reserve them so that a new cluster is never handed one.
 	for _, pattern := range []string{filepath.Join(cfg.DataDir, "clusters", "*", "*", "ports.json"), filepath.Join(d.quarantineDir(), "*", "ports.json")} {
@@ -160,6 +173,11 @@ type instance struct {
 	// rollingOut is set while components restart to apply a change the driver made
 	// (renewal, a new configuration) and cleared once all are healthy again.
 	rollingOut bool
+	// restartAdopted asks for processes adopted from before to be restarted in place:
+	// their certificates were issued again.
+	restartAdopted bool
+	// startErr says why a component could neither be adopted nor started.
+	startErr map[string]error
 
 	access accessCache
 }
@@ -174,7 +192,7 @@ func (d *Driver) lockInstance(k string) (*instance, error) {
 		}
 		inst := d.clusters[k]
 		if inst == nil {
-			inst = &instance{key: k, components: map[string]*supervisor.Supervised{}}
+			inst = &instance{key: k, components: map[string]*supervisor.Supervised{}, startErr: map[string]error{}}
 			d.clusters[k] = inst
 		}
 		d.mu.Unlock()
@@ -267,7 +285,10 @@ func (d *Driver) Delete(_ context.Context, namespace, name, uid string) error {
 			return err
 		}
 	}
-	owner := l.uid()
+	owner, err := l.uid()
+	if err != nil {
+		return err
+	}
 	if _, err := os.Stat(l.dir); os.IsNotExist(err) || owner != uid {
 		// Nothing of this cluster (a directory of another UID is someone else's).
 		if owner != "" && owner != uid {
@@ -276,12 +297,15 @@ func (d *Driver) Delete(_ context.Context, namespace, name, uid string) error {
 		if inst.certs.Load() == nil || inst.uid == uid {
 			// Supervised processes of this UID whose directory vanished stop too; records
 			// in the directory, if any, are another cluster's.
-			d.stopAll(inst, nil)
+			_ = d.stopAll(inst, nil)
 			d.forget(inst)
 		}
 		return nil
 	}
-	d.stopAll(inst, &l)
+	if err := d.stopAll(inst, &l); err != nil {
+		// A process that may still run keeps its directory.
+		return fmt.Errorf("stop the control plane of %s: %w", inst.key, err)
+	}
 	if err := d.removeDir(l); err != nil {
 		return err
 	}
@@ -310,8 +334,9 @@ func (d *Driver) removeDir(l layout) error {
 
 // stopAll stops the cluster's processes in reverse start order: those this driver
 // supervises, and, with the cluster's layout, any recorded there that still run (adopted
-// by nobody yet).
-func (d *Driver) stopAll(inst *instance, l *layout) {
+// by nobody yet). It fails when a recorded process may still run.
+func (d *Driver) stopAll(inst *instance, l *layout) error {
+	var errs []error
 	for i := len(provisioner.Components) - 1; i >= 0; i-- {
 		name := provisioner.Components[i]
 		if sup := inst.components[name]; sup != nil {
@@ -322,10 +347,11 @@ func (d *Driver) stopAll(inst *instance, l *layout) {
 			continue
 		}
 		if err := supervisor.StopRecorded(l.record(processNames[name]), stopGrace(name)); err != nil {
-			klog.ErrorS(err, "Stopping a recorded process failed", "cluster", inst.key, "component", name)
+			errs = append(errs, fmt.Errorf("%s: %w", processNames[name], err))
 		}
 	}
 	d.releaseSlot(inst.key)
+	return errors.Join(errs...)
 }
 
 // Changes delivers the clusters one of whose processes exited.

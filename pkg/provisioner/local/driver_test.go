@@ -2,7 +2,9 @@ package local
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/provisioner"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/pki"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/supervisor"
 )
 
@@ -32,7 +35,10 @@ func TestMain(m *testing.M) {
 	if os.Getenv(fakeComponentEnv) != "" {
 		ch := make(chan os.Signal, 1)
 		signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
-		<-ch
+		select {
+		case <-ch:
+		case <-time.After(5 * time.Minute): // never outlive a killed test run for long
+		}
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
@@ -193,9 +199,11 @@ func zombie(pid int) bool {
 // TestStartsAreBounded: with one start slot, a second control plane waits (and says so)
 // while the first starts, and goes once the first is deleted.
 func TestStartsAreBounded(t *testing.T) {
-	bin := fakeBinaries(t)
-	d := newDriver(t, Config{DataDir: t.TempDir(), BinDirs: map[string]string{"v1.37.1": bin}, MaxConcurrentStarts: 1})
-	t.Cleanup(func() { StopControlPlanes(d.cfg.DataDir) })
+	bin, data := fakeBinaries(t), t.TempDir()
+	// After the driver's Shutdown (cleanups run last first): a driver still supervising
+	// would start what this stops again.
+	t.Cleanup(func() { StopControlPlanes(data) })
+	d := newDriver(t, Config{DataDir: data, BinDirs: map[string]string{"v1.37.1": bin}, MaxConcurrentStarts: 1})
 	a, b := cluster("a", "ua"), cluster("b", "ub")
 	if _, err := d.Ensure(context.Background(), a); err != nil {
 		t.Fatal(err)
@@ -387,6 +395,51 @@ func TestUnaccountedDataIsQuarantinedAndComesBack(t *testing.T) {
 	}
 }
 
+// TestAnUnreadableOwnerIsNoMissingOwner: a uid file that cannot be read stops the start
+// with an error; the cluster's data is neither quarantined nor replaced.
+func TestAnUnreadableOwnerIsNoMissingOwner(t *testing.T) {
+	d := newDriver(t, Config{DataDir: t.TempDir()})
+	c := cluster("prod", "u1")
+	inst := prepared(t, d, c)
+	ca := inst.certs.Load().ca.Fingerprint()
+	d.forget(inst)
+	// A uid "file" that is a directory: reading it fails (root reads any file).
+	if err := os.Remove(inst.layout.uidFile()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(inst.layout.uidFile(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	again, err := d.lockInstance(key(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = d.prepare(again, c, "/nonexistent")
+	again.mu.Unlock()
+	if err == nil || !strings.Contains(err.Error(), "read the owner") {
+		t.Errorf("prepare with an unreadable owner: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(d.cfg.DataDir, "quarantine")); !os.IsNotExist(err) {
+		t.Errorf("the cluster's data was quarantined: %v", err)
+	}
+	if _, err := d.Held(); err == nil {
+		t.Error("Held took an unreadable owner for none")
+	}
+	// A directory with no uid file at all is not claimed either: the sweep quarantines it.
+	if err := os.Remove(inst.layout.uidFile()); err != nil {
+		t.Fatal(err)
+	}
+	again, _ = d.lockInstance(key(c))
+	err = d.prepare(again, c, "/nonexistent")
+	again.mu.Unlock()
+	if err == nil || !strings.Contains(err.Error(), "unknown owner") {
+		t.Errorf("prepare over a directory of unknown owner: %v", err)
+	}
+	if got, _ := pki.LoadOrCreateCA(filepath.Join(inst.layout.dir, "pki"), "ca"); got.Fingerprint() != ca {
+		t.Error("the cluster's CA was replaced")
+	}
+}
+
 // TestANewClusterOfAnOldNameQuarantinesTheOldData: the old data is kept, not reused.
 func TestANewClusterOfAnOldNameQuarantinesTheOldData(t *testing.T) {
 	d := newDriver(t, Config{DataDir: t.TempDir()})
@@ -437,10 +490,27 @@ func TestRotationIsOncePerToken(t *testing.T) {
 	if inst.certs.Load().client.Fingerprint() != t1 {
 		t.Error("the same token rotated twice")
 	}
+	// A rotation cut short by a crash, after its new CA was made: asked again, it uses that
+	// CA, so what was issued from it meanwhile stays valid.
+	sum := sha256.Sum256([]byte("t2"))
+	staged, err := pki.LoadOrCreateCA(filepath.Join(inst.layout.dir, "pki"), "client-ca.next-"+hex.EncodeToString(sum[:8]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.RotateCredentials(context.Background(), c, "t2"); err != nil {
+		t.Fatal(err)
+	}
+	if got := inst.certs.Load().client.Fingerprint(); got != staged.Fingerprint() {
+		t.Error("a rotation asked again after a crash made another CA")
+	}
+	t1 = staged.Fingerprint()
+	if err := d.RotateCredentials(context.Background(), c, "t2"); err != nil {
+		t.Fatal(err)
+	}
 	// A restarted server (a fresh instance) remembers the token too.
 	d.forget(inst)
 	inst = prepared(t, d, c)
-	if err := d.RotateCredentials(context.Background(), c, "t1"); err != nil {
+	if err := d.RotateCredentials(context.Background(), c, "t2"); err != nil {
 		t.Fatal(err)
 	}
 	if inst.certs.Load().client.Fingerprint() != t1 {
@@ -528,7 +598,7 @@ func TestExpiringCertificatesAreRenewed(t *testing.T) {
 	if after, _ := os.ReadFile(inst.layout.pki("apiserver.crt")); string(after) == string(before) {
 		t.Error("expiring certificates were not renewed")
 	}
-	if !leavesCurrent(inst.layout, wantLeaves(inst.certs.Load(), inst.ports, d.cfg.ExternalHost)) {
-		t.Error("the renewal was not recorded")
+	if current, err := leavesCurrent(inst.layout, wantLeaves(inst.certs.Load(), inst.ports, d.cfg.ExternalHost)); !current || err != nil {
+		t.Errorf("the renewal was not recorded: %v", err)
 	}
 }

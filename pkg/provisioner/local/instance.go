@@ -48,12 +48,17 @@ func (d *Driver) prepare(inst *instance, c *v1alpha1.Cluster, bin string) error 
 	if err != nil {
 		return fmt.Errorf("PKI of %s: %w", key(c), err)
 	}
-	reissued := false
-	if !leavesCurrent(l, wantLeaves(crts, ports, d.cfg.ExternalHost)) {
+	current, err := leavesCurrent(l, wantLeaves(crts, ports, d.cfg.ExternalHost))
+	if err != nil {
+		return fmt.Errorf("certificates of %s: %w", key(c), err)
+	}
+	if !current {
 		if err := writeLeafCerts(l, crts, ports, d.cfg.ExternalHost); err != nil {
 			return fmt.Errorf("certificates of %s: %w", key(c), err)
 		}
-		reissued = true
+		// Processes still running from before hold the earlier certificates in memory:
+		// those adopted are restarted in place (startCore).
+		inst.restartAdopted = true
 	}
 	if err := writeIfChanged(l.auditPolicy(), []byte(auditPolicy)); err != nil {
 		return fmt.Errorf("audit policy of %s: %w", key(c), err)
@@ -70,28 +75,8 @@ func (d *Driver) prepare(inst *instance, c *v1alpha1.Cluster, bin string) error 
 		}
 		inst.specs[name] = spec
 	}
-	if reissued {
-		// Processes still running from before hold the earlier certificates in memory.
-		inst.rollingOut = d.restartAdopted(inst)
-	}
 	inst.certs.Store(crts)
 	return nil
-}
-
-// restartAdopted restarts the recorded processes that still run, so that they load new
-// certificates, and reports whether there were any.
-func (d *Driver) restartAdopted(inst *instance) bool {
-	any := false
-	for i := len(provisioner.Components) - 1; i >= 0; i-- {
-		spec := inst.specs[provisioner.Components[i]]
-		if supervisor.Alive(spec.StateFile) {
-			any = true
-			if err := supervisor.StopRecorded(spec.StateFile, stopGrace(provisioner.Components[i])); err != nil {
-				klog.ErrorS(err, "Stopping a component for new certificates failed", "cluster", inst.key, "component", spec.Name)
-			}
-		}
-	}
-	return any
 }
 
 // claim makes the cluster's directory this Cluster's: its own from before, brought back
@@ -101,9 +86,17 @@ func (d *Driver) restartAdopted(inst *instance) bool {
 func (d *Driver) claim(l layout, c *v1alpha1.Cluster) error {
 	uid := string(c.UID)
 	if _, err := os.Stat(l.dir); err == nil {
-		owner := l.uid()
+		owner, err := l.uid()
+		if err != nil {
+			return err
+		}
 		if owner == uid {
 			return nil
+		}
+		if owner == "" {
+			// Not provably anyone's: the sweep quarantines it (nothing here decides
+			// that a directory of unknown owner is garbage).
+			return fmt.Errorf("%s holds a control plane of unknown owner (no uid file); it is quarantined within a minute, or move it away", l.dir)
 		}
 		h := provisioner.Held{Namespace: c.Namespace, Name: c.Name, UID: owner, Running: running(l)}
 		if h.Running {
@@ -145,10 +138,12 @@ func (d *Driver) claim(l layout, c *v1alpha1.Cluster) error {
 	return nil
 }
 
-// running reports whether any recorded process of the layout runs.
+// running reports whether any recorded process of the layout may run: a record that
+// cannot be proven gone counts as running, so that nothing is moved or deleted under a
+// live process.
 func running(l layout) bool {
 	for _, p := range processNames {
-		if supervisor.Alive(l.record(p)) {
+		if supervisor.Running(l.record(p)) {
 			return true
 		}
 	}
@@ -181,6 +176,7 @@ func (d *Driver) startCore(inst *instance) string {
 		}
 		d.resume(inst, name)
 	}
+	inst.restartAdopted = false
 	return ""
 }
 
@@ -191,9 +187,21 @@ func matches(spec supervisor.Component) bool {
 }
 
 func (d *Driver) resume(inst *instance, name string) {
-	sup, outcome := supervisor.Resume(inst.specs[name])
+	sup, outcome, err := supervisor.Resume(inst.specs[name])
+	if err != nil {
+		// Nothing is started beside a process that may still run; observe says why.
+		inst.startErr[name] = err
+		klog.ErrorS(err, "Cannot adopt or start a component", "cluster", inst.key, "component", name)
+		return
+	}
+	delete(inst.startErr, name)
 	inst.components[name] = sup
-	if outcome == supervisor.Reconfigured {
+	switch {
+	case outcome == supervisor.Reconfigured:
+		inst.rollingOut = true
+	case outcome == supervisor.Adopted && inst.restartAdopted:
+		// It runs with certificates issued before this start: restarted in place.
+		sup.Restart()
 		inst.rollingOut = true
 	}
 	klog.V(2).InfoS("Control plane component", "cluster", inst.key, "component", name, "outcome", outcome)
@@ -250,6 +258,7 @@ func (d *Driver) waitingObservation(inst *instance, c *v1alpha1.Cluster, msg str
 	for _, name := range provisioner.Components {
 		obs.Components[name] = provisioner.Health{Message: msg}
 	}
+	obs.Updating = inst.rollingOut
 	return obs
 }
 
@@ -277,8 +286,12 @@ func (d *Driver) observe(ctx context.Context, inst *instance, c *v1alpha1.Cluste
 	for _, name := range provisioner.Components {
 		sup := inst.components[name]
 		if sup == nil {
+			msg := "waiting for kube-apiserver to be ready before starting"
+			if err := inst.startErr[name]; err != nil {
+				msg = "cannot adopt or start: " + err.Error()
+			}
 			mu.Lock()
-			obs.Components[name] = provisioner.Health{Message: "waiting for kube-apiserver to be ready before starting"}
+			obs.Components[name] = provisioner.Health{Message: msg}
 			mu.Unlock()
 			continue
 		}

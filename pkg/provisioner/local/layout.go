@@ -48,13 +48,18 @@ func (l layout) record(component string) string {
 	return filepath.Join(l.dir, "run", component+".json")
 }
 
-// uid returns the UID of the Cluster the directory was made for, or "" when unknown.
-func (l layout) uid() string {
+// uid returns the UID of the Cluster the directory was made for, "" when the directory
+// has no uid file, and an error when the file cannot be read: an unreadable owner is
+// never taken for no owner.
+func (l layout) uid() (string, error) {
 	data, err := os.ReadFile(l.uidFile())
-	if err != nil {
-		return ""
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
 	}
-	return strings.TrimSpace(string(data))
+	if err != nil {
+		return "", fmt.Errorf("read the owner of %s: %w", l.dir, err)
+	}
+	return strings.TrimSpace(string(data)), nil
 }
 
 func (l layout) create() error {
@@ -193,18 +198,22 @@ func wantLeaves(c *certs, ports map[string]int, externalHost string) leaves {
 }
 
 // leavesCurrent reports whether the issued certificates match the CAs, host and port and
-// have more than renewBefore left.
-func leavesCurrent(l layout, want leaves) bool {
+// have more than renewBefore left. A record that cannot be read is an error, not a reason
+// to issue everything again.
+func leavesCurrent(l layout, want leaves) (bool, error) {
 	data, err := os.ReadFile(l.leavesFile())
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
 	if err != nil {
-		return false
+		return false, err
 	}
 	var have leaves
 	if json.Unmarshal(data, &have) != nil {
-		return false
+		return false, nil // a corrupt record: the certificates are issued again
 	}
 	return maps.Equal(have.CAs, want.CAs) && have.ExternalHost == want.ExternalHost && have.Port == want.Port &&
-		time.Until(have.NotAfter) > renewBefore
+		time.Until(have.NotAfter) > renewBefore, nil
 }
 
 // leafNames are the certificates writeLeafCerts issues (each as .crt and .key).

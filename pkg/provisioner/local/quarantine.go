@@ -44,7 +44,11 @@ func (d *Driver) Held() ([]provisioner.Held, error) {
 			continue // not a cluster's (names are DNS labels); a directory being made has a dot
 		}
 		l := layout{dir: dir}
-		held = append(held, provisioner.Held{Namespace: filepath.Base(filepath.Dir(dir)), Name: name, UID: l.uid(), Running: running(l)})
+		uid, err := l.uid()
+		if err != nil {
+			return nil, err
+		}
+		held = append(held, provisioner.Held{Namespace: filepath.Base(filepath.Dir(dir)), Name: name, UID: uid, Running: running(l)})
 	}
 	return held, nil
 }
@@ -60,23 +64,23 @@ func (d *Driver) Quarantine(_ context.Context, h provisioner.Held) (string, erro
 	if inst.certs.Load() != nil {
 		return "", fmt.Errorf("%s is run by this server for the cluster with uid %s", inst.key, inst.uid)
 	}
+	// The instance was only made to hold the lock.
+	defer d.forget(inst)
 	l := d.layout(h.Namespace, h.Name)
 	if _, err := os.Stat(l.dir); os.IsNotExist(err) {
-		d.forget(inst)
 		return "", nil
 	}
-	if owner := l.uid(); owner != h.UID {
+	owner, err := l.uid()
+	if err != nil {
+		return "", err
+	}
+	if owner != h.UID {
 		return "", fmt.Errorf("%s now belongs to uid %q, not %q", l.dir, owner, h.UID)
 	}
 	if running(l) {
 		return "", provisioner.ErrRunning
 	}
-	dest, err := d.moveToQuarantine(l, h, "no Cluster with its UID exists")
-	if err != nil {
-		return "", err
-	}
-	d.forget(inst)
-	return dest, nil
+	return d.moveToQuarantine(l, h, "no Cluster with its UID exists")
 }
 
 // moveToQuarantine moves the directory, whole, under the quarantine: by UID, so that its

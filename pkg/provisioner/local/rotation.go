@@ -2,6 +2,8 @@ package local
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -24,8 +26,8 @@ const renewBefore = 30 * 24 * time.Hour
 // when they near their end (or no longer match the CAs, host or port).
 func (d *Driver) renewIfExpiring(inst *instance) error {
 	crts := inst.certs.Load()
-	if leavesCurrent(inst.layout, wantLeaves(crts, inst.ports, d.cfg.ExternalHost)) {
-		return nil
+	if current, err := leavesCurrent(inst.layout, wantLeaves(crts, inst.ports, d.cfg.ExternalHost)); current || err != nil {
+		return err
 	}
 	if err := writeLeafCerts(inst.layout, crts, inst.ports, d.cfg.ExternalHost); err != nil {
 		return fmt.Errorf("renew the certificates of %s: %w", inst.key, err)
@@ -66,7 +68,16 @@ func (d *Driver) RotateCredentials(_ context.Context, c *v1alpha1.Cluster, token
 	if done, _ := os.ReadFile(inst.layout.rotationFile()); strings.TrimSpace(string(done)) == token {
 		return nil
 	}
-	client, err := pki.CreateCA(filepath.Join(inst.layout.dir, "pki"), "client-ca")
+	// The new CA is made under a name of the token's, then promoted: a rotation cut
+	// short by a crash finds the same new CA when asked again, so each token replaces the
+	// client CA once, and what was issued from the new CA meanwhile stays valid.
+	pkiDir := filepath.Join(inst.layout.dir, "pki")
+	sum := sha256.Sum256([]byte(token))
+	staged := "client-ca.next-" + hex.EncodeToString(sum[:8])
+	if _, err := pki.LoadOrCreateCA(pkiDir, staged); err != nil {
+		return fmt.Errorf("make the new client CA of %s: %w", key(c), err)
+	}
+	client, err := pki.PromoteCA(pkiDir, staged, "client-ca")
 	if err != nil {
 		return fmt.Errorf("replace the client CA of %s: %w", key(c), err)
 	}
@@ -86,6 +97,9 @@ func (d *Driver) RotateCredentials(_ context.Context, c *v1alpha1.Cluster, token
 	}
 	if err := writeFileAtomic(inst.layout.rotationFile(), []byte(token), 0o600); err != nil {
 		return fmt.Errorf("record the rotation of %s: %w", key(c), err)
+	}
+	if err := pki.RemoveCA(pkiDir, staged); err != nil {
+		klog.ErrorS(err, "Cannot remove the staged client CA", "cluster", key(c))
 	}
 	klog.InfoS("Rotated client CA", "cluster", key(c), "token", token)
 	return nil

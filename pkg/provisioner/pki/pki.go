@@ -71,16 +71,18 @@ func LoadOrCreateCA(dir, name string) (*Authority, error) {
 	certFile, keyFile, pairFile := caFiles(dir, name)
 	ca, err := loadPair(pairFile, certFile)
 	if errors.Is(err, os.ErrNotExist) {
+		if !exists(certFile) && !exists(keyFile) {
+			// Nothing of it: a new CA. (Only then: replacing a CA that is merely
+			// unreadable would silently invalidate every credential it signed.)
+			return CreateCA(dir, name)
+		}
 		// Written before pairs existed: adopt the two files when they match.
 		ca, err = loadCA(certFile, keyFile)
 		if err == nil {
 			err = writeAtomic(pairFile, append(ca.CertPEM(), ca.keyPEM()...), 0o600)
 		}
 	}
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return CreateCA(dir, name)
-	case err != nil:
+	if err != nil {
 		return nil, fmt.Errorf("load CA %s: %w", name, err)
 	}
 	if cur, err := loadCA(certFile, keyFile); err != nil || !cur.cert.Equal(ca.cert) {
@@ -89,6 +91,41 @@ func LoadOrCreateCA(dir, name string) (*Authority, error) {
 		}
 	}
 	return ca, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return !errors.Is(err, os.ErrNotExist)
+}
+
+// PromoteCA makes the CA dir/from the CA dir/to, replacing it (pair first, as CreateCA
+// writes), and returns it. from is kept; promoting again is harmless.
+func PromoteCA(dir, from, to string) (*Authority, error) {
+	fromCert, _, fromPair := caFiles(dir, from)
+	ca, err := loadPair(fromPair, fromCert)
+	if err != nil {
+		return nil, fmt.Errorf("load CA %s: %w", from, err)
+	}
+	certFile, keyFile, pairFile := caFiles(dir, to)
+	if err := writeAtomic(pairFile, append(ca.CertPEM(), ca.keyPEM()...), 0o600); err != nil {
+		return nil, fmt.Errorf("write CA %s: %w", to, err)
+	}
+	if err := writeFiles(KeyPair{CertFile: certFile, KeyFile: keyFile}, ca.CertPEM(), ca.keyPEM()); err != nil {
+		return nil, err
+	}
+	return &Authority{cert: ca.cert, key: ca.key, CertFile: certFile}, nil
+}
+
+// RemoveCA removes the files of the CA dir/name.
+func RemoveCA(dir, name string) error {
+	certFile, keyFile, pairFile := caFiles(dir, name)
+	var errs []error
+	for _, f := range []string{pairFile, keyFile, certFile} {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func caFiles(dir, name string) (certFile, keyFile, pairFile string) {

@@ -84,3 +84,21 @@ func TestACAWrittenBeforePairsIsKept(t *testing.T) {
 		t.Errorf("a mismatched certificate and key: %v, want an error", err)
 	}
 }
+
+// TestACAIsNeverReplacedWhenPartlyThere: only a CA of which nothing exists is created;
+// a certificate without its key is an error, not a reason to make a new CA that would
+// silently invalidate every credential the old one signed.
+func TestACAIsNeverReplacedWhenPartlyThere(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := CreateCA(dir, "ca"); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"ca.pair", "ca.key"} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := LoadOrCreateCA(dir, "ca"); err == nil {
+		t.Error("a CA whose key is gone was replaced instead of refused")
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
 )
 
 // DefaultStopGrace is how long a process may take to shut down after SIGTERM before it is
@@ -52,13 +53,15 @@ type Process struct {
 	err     error
 	grace   time.Duration
 
-	// cmd is set for a child; pidfd (and release) for an adopted process.
+	// cmd is set for a child; pidfd (and release) for an adopted process. fdMu guards
+	// pidfd, which is -1 once closed: a closed descriptor's number may name something
+	// else by then, so no signal goes through it.
 	cmd      *exec.Cmd
+	fdMu     sync.Mutex
 	pidfd    int
 	release  chan struct{}
 	watching chan struct{}
 	relOnce  sync.Once
-	closeFd  sync.Once
 }
 
 // Start runs the command, its output appended to LogDir/Name.log.
@@ -137,14 +140,13 @@ func (p *Process) Stop() {
 	}
 	if p.cmd == nil {
 		// Adopted: signals go through the pidfd, so they cannot reach a reused pid.
-		_ = unix.PidfdSendSignal(p.pidfd, unix.SIGTERM, nil, 0)
+		p.signal(unix.SIGTERM)
 		select {
 		case <-p.done:
 		case <-time.After(p.grace):
-			_ = unix.PidfdSendSignal(p.pidfd, unix.SIGKILL, nil, 0)
-			<-p.done
+			p.signal(unix.SIGKILL)
+			p.waitKilled()
 		}
-		p.closePidfd()
 		return
 	}
 	// A child cannot be reused before it is reaped, so its process group id is safe to use.
@@ -154,7 +156,26 @@ func (p *Process) Stop() {
 	case <-p.done:
 	case <-time.After(p.grace):
 		_ = syscall.Kill(pgid, syscall.SIGKILL)
-		<-p.done
+		p.waitKilled()
+	}
+}
+
+// signal sends sig through the pidfd, if it is still open.
+func (p *Process) signal(sig unix.Signal) {
+	p.fdMu.Lock()
+	defer p.fdMu.Unlock()
+	if p.pidfd >= 0 {
+		_ = unix.PidfdSendSignal(p.pidfd, sig, nil, 0)
+	}
+}
+
+// waitKilled waits for the end of a killed process, but not forever: one stuck in an
+// uninterruptible wait must not hang whoever stops it.
+func (p *Process) waitKilled() {
+	select {
+	case <-p.done:
+	case <-time.After(killWait):
+		klog.InfoS("Process did not end after SIGKILL; giving up waiting", "process", p.name, "pid", p.pid, "waited", killWait)
 	}
 }
 
@@ -170,12 +191,18 @@ func (p *Process) Release() {
 	p.closePidfd()
 }
 
+// closePidfd closes an adopted process's pidfd once its watcher is done with it.
 func (p *Process) closePidfd() {
-	p.closeFd.Do(func() {
-		if p.pidfd >= 0 {
-			unix.Close(p.pidfd)
-		}
-	})
+	if p.cmd != nil {
+		return
+	}
+	<-p.watching
+	p.fdMu.Lock()
+	defer p.fdMu.Unlock()
+	if p.pidfd >= 0 {
+		unix.Close(p.pidfd)
+		p.pidfd = -1
+	}
 }
 
 // Failure describes why the process ended, with the end of its log.

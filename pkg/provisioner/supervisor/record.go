@@ -20,6 +20,9 @@ import (
 // supervisor (in a restarted server) can find it again and prove it is the same process:
 // the pid alone could have been reused by anything since.
 type Record struct {
+	// File is the record's own path: a record copied elsewhere (a cluster directory
+	// copied under another name) names another file, and is not trusted there.
+	File string `json:"file"`
 	// Pid is the process id.
 	Pid int `json:"pid"`
 	// StartTime is field 22 of /proc/<pid>/stat: when the process started, in clock ticks
@@ -27,16 +30,25 @@ type Record struct {
 	StartTime uint64 `json:"startTime"`
 	// BootID is the kernel's boot id: after a reboot every pid and start time means nothing.
 	BootID string `json:"bootID"`
-	// Binary, Args and Env are the command it runs, to tell whether it runs what is asked
-	// for now or an earlier configuration.
+	// Exe is the executable the process runs, as /proc/<pid>/exe named it at start
+	// (symbolic links resolved), so that repointing a link later changes nothing.
+	Exe string `json:"exe"`
+	// Binary, Args and Env are the command it was started with, to tell whether it runs
+	// what is asked for now or an earlier configuration.
 	Binary string   `json:"binary"`
 	Args   []string `json:"args"`
 	Env    []string `json:"env,omitempty"`
 }
 
-// ErrNotRunning says the recorded process is gone: it exited, the record is of another
-// boot, or its pid now belongs to another process.
-var ErrNotRunning = errors.New("not running")
+var (
+	// ErrNotRunning says the recorded process is gone: it exited, or the record is of
+	// another boot, or its pid now belongs to another process (another start time).
+	ErrNotRunning = errors.New("not running")
+	// ErrNotOurs says a live process has the recorded pid and start time but does not
+	// run what the record says, or the record was copied from elsewhere: it is neither
+	// adopted nor signalled, and nothing is started in its place.
+	ErrNotOurs = errors.New("the recorded process does not match its record")
+)
 
 // ReadRecord reads a record file; a missing file is ErrNotRunning.
 func ReadRecord(file string) (*Record, error) {
@@ -54,10 +66,14 @@ func ReadRecord(file string) (*Record, error) {
 	if r.Pid <= 1 {
 		return nil, fmt.Errorf("read %s: invalid pid %d", file, r.Pid)
 	}
+	if abs, _ := filepath.Abs(file); r.File != abs {
+		return nil, fmt.Errorf("%w: %s was written as %s", ErrNotOurs, file, r.File)
+	}
 	return &r, nil
 }
 
-// writeRecord replaces the record file atomically: a crash leaves the old one or the new.
+// writeRecord replaces the record file atomically and durably: a crash leaves the old one
+// or the new.
 func writeRecord(file string, r *Record) error {
 	data, err := json.Marshal(r)
 	if err != nil {
@@ -67,14 +83,24 @@ func writeRecord(file string, r *Record) error {
 		return err
 	}
 	tmp := file + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err = f.Write(data); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
 	return os.Rename(tmp, file)
 }
 
-// newRecord describes a process this supervisor just started.
-func newRecord(pid int, bin string, args, env []string) (*Record, error) {
+// newRecord describes a running process this supervisor started or found, for file.
+func newRecord(file string, pid int, bin string, args, env []string) (*Record, error) {
 	st, err := readStat(pid)
 	if err != nil {
 		return nil, err
@@ -83,7 +109,15 @@ func newRecord(pid int, bin string, args, env []string) (*Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Record{Pid: pid, StartTime: st.startTime, BootID: boot, Binary: bin, Args: args, Env: env}, nil
+	exe, err := readExe(pid)
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return nil, err
+	}
+	return &Record{File: abs, Pid: pid, StartTime: st.startTime, BootID: boot, Exe: exe, Binary: bin, Args: args, Env: env}, nil
 }
 
 // Same reports whether the record describes the same command as c.
@@ -118,40 +152,76 @@ func (r *Record) open() (int, error) {
 	return fd, nil
 }
 
-// verify compares /proc with the record: start time, state, executable and command line.
+// verify compares /proc with the record: start time and state first (another start time
+// is another process: ErrNotRunning), then executable and command line (ErrNotOurs).
 func (r *Record) verify() error {
 	st, err := readStat(r.Pid)
-	if err != nil {
+	if errors.Is(err, os.ErrNotExist) || (err == nil && (st.startTime != r.StartTime || st.state == 'Z' || st.state == 'X')) {
 		return ErrNotRunning
 	}
-	if st.startTime != r.StartTime || st.state == 'Z' || st.state == 'X' {
-		return ErrNotRunning
-	}
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", r.Pid))
 	if err != nil {
 		return fmt.Errorf("pid %d: %w", r.Pid, err)
 	}
-	// A binary replaced on disk since (a rebuild) shows as "<path> (deleted)".
-	exe = strings.TrimSuffix(exe, " (deleted)")
-	want := r.Binary
-	if resolved, err := filepath.EvalSymlinks(want); err == nil {
-		want = resolved
-	}
-	if abs, err := filepath.Abs(want); err == nil {
-		want = abs
-	}
-	if exe != want {
-		return fmt.Errorf("%w: pid %d runs %s, not %s (a foreign process)", ErrNotRunning, r.Pid, exe, want)
-	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", r.Pid))
+	exe, err := readExe(r.Pid)
 	if err != nil {
 		return fmt.Errorf("pid %d: %w", r.Pid, err)
 	}
-	argv := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
+	if exe != r.Exe {
+		return fmt.Errorf("%w: pid %d runs %s, not %s", ErrNotOurs, r.Pid, exe, r.Exe)
+	}
+	argv, err := readCmdline(r.Pid)
+	if err != nil {
+		return fmt.Errorf("pid %d: %w", r.Pid, err)
+	}
 	if len(argv) == 0 || !slices.Equal(argv[1:], r.Args) {
-		return fmt.Errorf("%w: pid %d has another command line than recorded (a foreign process)", ErrNotRunning, r.Pid)
+		return fmt.Errorf("%w: pid %d has another command line", ErrNotOurs, r.Pid)
 	}
 	return nil
+}
+
+// readExe returns the executable of a process; one replaced on disk since it started (a
+// rebuild) shows as "<path> (deleted)" and is named by its path.
+func readExe(pid int) (string, error) {
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	return strings.TrimSuffix(exe, " (deleted)"), err
+}
+
+func readCmdline(pid int) ([]string, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) == 0 {
+		return nil, nil
+	}
+	return strings.Split(strings.TrimSuffix(string(data), "\x00"), "\x00"), nil
+}
+
+// find looks for a live process running exactly bin with args (the executable, and the
+// whole command line, which names the component's own files): one this supervisor's
+// predecessor started but died before recording. It returns its pid, or 0.
+func find(bin string, args []string) int {
+	want, err := filepath.EvalSymlinks(bin)
+	if err != nil {
+		return 0
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		argv, err := readCmdline(pid)
+		if err != nil || len(argv) != len(args)+1 || !slices.Equal(argv[1:], args) {
+			continue
+		}
+		if exe, err := readExe(pid); err == nil && exe == want {
+			if st, err := readStat(pid); err == nil && st.state != 'Z' && st.state != 'X' {
+				return pid
+			}
+		}
+	}
+	return 0
 }
 
 // Alive reports whether the process of a record file runs and is the recorded one.
@@ -168,8 +238,30 @@ func Alive(file string) bool {
 	return true
 }
 
+// Running reports whether the record's process may still run: false only when it is
+// proven gone (or there is no record). A record that cannot be checked, or that does
+// not match a live process, counts as running, so that nothing is deleted under it.
+func Running(file string) bool {
+	r, err := ReadRecord(file)
+	if errors.Is(err, ErrNotRunning) {
+		return false
+	}
+	if err != nil {
+		return true
+	}
+	fd, err := r.open()
+	if errors.Is(err, ErrNotRunning) {
+		return false
+	}
+	if err == nil {
+		unix.Close(fd)
+	}
+	return true
+}
+
 // StopRecorded stops the process of a record file, if it runs and is the recorded one:
-// SIGTERM, then SIGKILL after grace. It returns once the process has ended.
+// SIGTERM, then SIGKILL after grace. It returns once the process has ended. A record that
+// does not match its process is an error: nothing is signalled.
 func StopRecorded(file string, grace time.Duration) error {
 	r, err := ReadRecord(file)
 	if errors.Is(err, ErrNotRunning) {
@@ -189,6 +281,10 @@ func StopRecorded(file string, grace time.Duration) error {
 	return stopPidfd(fd, grace)
 }
 
+// killWait bounds the wait for a process to end after SIGKILL (a process stuck in an
+// uninterruptible disk wait never does).
+const killWait = 30 * time.Second
+
 // stopPidfd sends SIGTERM through the pidfd, waits up to grace for the process to end,
 // then sends SIGKILL and waits again.
 func stopPidfd(fd int, grace time.Duration) error {
@@ -201,8 +297,8 @@ func stopPidfd(fd int, grace time.Duration) error {
 	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
 		return err
 	}
-	if !exited(fd, 10*time.Second) {
-		return errors.New("process did not end after SIGKILL")
+	if !exited(fd, killWait) {
+		return fmt.Errorf("process did not end %s after SIGKILL", killWait)
 	}
 	return nil
 }
@@ -219,11 +315,12 @@ func exited(fd int, d time.Duration) bool {
 		ms := int(min(left, time.Second) / time.Millisecond)
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		n, err := unix.Poll(fds, ms)
-		if err == nil && n > 0 && fds[0].Revents&unix.POLLIN != 0 {
+		switch {
+		case err == nil && n > 0 && fds[0].Revents&unix.POLLIN != 0:
 			return true
-		}
-		if err != nil && !errors.Is(err, syscall.EINTR) {
-			return false
+		case err == nil && n > 0, err != nil && !errors.Is(err, syscall.EINTR):
+			// Not a readable pidfd (an error state): do not spin.
+			time.Sleep(min(left, 100*time.Millisecond))
 		}
 		if left == 0 {
 			return false

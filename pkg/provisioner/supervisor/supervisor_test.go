@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -97,7 +98,10 @@ func TestADetachedComponentIsAdoptedWithItsPid(t *testing.T) {
 		t.Fatal("the record does not show the running process")
 	}
 
-	second, outcome := Resume(c)
+	second, outcome, err := Resume(c)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer second.Stop()
 	if outcome != Adopted || second.Pid() != pid {
 		t.Fatalf("resume: %s with pid %d, want adopted with pid %d", outcome, second.Pid(), pid)
@@ -122,15 +126,16 @@ func TestAForeignProcessIsNeverAdopted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = foreign.Process.Kill(); _ = foreign.Wait() }()
-	real, err := newRecord(foreign.Process.Pid, "/bin/sleep", []string{"600"}, nil)
+	real, err := newRecord(c.StateFile, foreign.Process.Pid, "/bin/sleep", []string{"600"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	forgeries := map[string]func(r *Record){
 		"another start time":   func(r *Record) { r.StartTime-- },
 		"another boot":         func(r *Record) { r.BootID = "00000000-0000-0000-0000-000000000000" },
-		"another binary":       func(r *Record) { r.Binary = "/bin/true" },
+		"another executable":   func(r *Record) { r.Exe = "/bin/true" },
 		"another command line": func(r *Record) { r.Args = []string{"601"} },
+		"written for another":  func(r *Record) { r.File = "/elsewhere/run/sleeper.json" },
 	}
 	for name, forge := range forgeries {
 		t.Run(name, func(t *testing.T) {
@@ -142,10 +147,13 @@ func TestAForeignProcessIsNeverAdopted(t *testing.T) {
 			if Alive(c.StateFile) {
 				t.Error("a forged record counts as alive")
 			}
-			if err := StopRecorded(c.StateFile, time.Second); err != nil {
-				t.Errorf("stop a forged record: %v", err)
+			_ = StopRecorded(c.StateFile, time.Second)
+			// The foreign process runs other arguments than the component ("600" vs the
+			// component's "600" in another session): here it must not be found either.
+			s, outcome, err := Resume(Component{Name: c.Name, Binary: c.Binary, Args: []string{"599"}, LogDir: c.LogDir, StateFile: c.StateFile})
+			if err != nil {
+				t.Fatal(err)
 			}
-			s, outcome := Resume(c)
 			waitUntil(t, "started", s.Running)
 			if outcome != Started || s.Pid() == foreign.Process.Pid {
 				t.Errorf("resume: %s with pid %d; want a new process", outcome, s.Pid())
@@ -168,7 +176,10 @@ func TestAnEarlierConfigurationIsRestarted(t *testing.T) {
 	first.Detach()
 
 	c.Args = []string{"601"}
-	s, outcome := Resume(c)
+	s, outcome, err := Resume(c)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer s.Stop()
 	waitUntil(t, "started", s.Running)
 	if outcome != Reconfigured || s.Pid() == pid {
@@ -209,5 +220,94 @@ func TestParseStat(t *testing.T) {
 	}
 	if _, err := parseStat([]byte("4242 (x) S 1")); err == nil {
 		t.Error("a truncated stat parsed")
+	}
+}
+
+// TestARepointedBinaryLinkStillAdopts: an upgrade through a symlink (current -> v2)
+// changes nothing for processes already running the old target.
+func TestARepointedBinaryLinkStillAdopts(t *testing.T) {
+	dir := t.TempDir()
+	link := filepath.Join(dir, "current")
+	if err := os.Symlink("/bin/sleep", link); err != nil {
+		t.Fatal(err)
+	}
+	c := Component{Name: "sleeper", Binary: link, Args: []string{"600"}, LogDir: dir, StateFile: filepath.Join(dir, "run", "sleeper.json"), StopGrace: 2 * time.Second}
+	first := Supervise(c)
+	waitUntil(t, "started", first.Running)
+	pid := first.Pid()
+	first.Detach()
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/bin/true", link); err != nil {
+		t.Fatal(err)
+	}
+	s, outcome, err := Resume(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	if outcome != Adopted || s.Pid() != pid {
+		t.Errorf("resume after repointing the link: %s with pid %d, want adopted %d", outcome, s.Pid(), pid)
+	}
+}
+
+// TestACopiedRecordSignalsNothing: a cluster directory copied under another name carries
+// the other's records; they must not stop or adopt the other's processes.
+func TestACopiedRecordSignalsNothing(t *testing.T) {
+	a, b := sleeper(t, t.TempDir()), sleeper(t, t.TempDir())
+	b.Args = []string{"601"}
+	first := Supervise(a)
+	waitUntil(t, "started", first.Running)
+	pid := first.Pid()
+	defer first.Stop()
+	data, err := os.ReadFile(a.StateFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(b.StateFile), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(b.StateFile, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := StopRecorded(b.StateFile, time.Second); err == nil {
+		t.Error("stopping through a copied record was not refused")
+	}
+	s, outcome, err := Resume(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	waitUntil(t, "b started", s.Running)
+	if outcome != Started || s.Pid() == pid {
+		t.Errorf("b: %s with pid %d, want its own process", outcome, s.Pid())
+	}
+	if syscall.Kill(pid, 0) != nil || zombie(pid) {
+		t.Error("a's process was harmed through b's copied record")
+	}
+}
+
+// TestAnUnrecordedProcessIsFound: a server that died between starting a component and
+// recording it left a process running exactly the component's command; the next one
+// adopts it instead of starting a second copy.
+func TestAnUnrecordedProcessIsFound(t *testing.T) {
+	c := sleeper(t, t.TempDir())
+	c.Args = []string{"600.123"} // a command line no other test runs
+	orphan := exec.Command(c.Binary, c.Args...)
+	if err := orphan.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = orphan.Process.Kill(); _ = orphan.Wait() }()
+	s, outcome, err := Resume(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	if outcome != Adopted || s.Pid() != orphan.Process.Pid {
+		t.Errorf("resume: %s with pid %d, want the unrecorded pid %d adopted", outcome, s.Pid(), orphan.Process.Pid)
+	}
+	if !Alive(c.StateFile) {
+		t.Error("the adopted process was not recorded")
 	}
 }

@@ -3,8 +3,10 @@ package validation
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -36,13 +38,15 @@ var ipFamilies = sets.New(string(cs.IPv4), string(cs.IPv6))
 // ValidateCluster checks a Cluster being created.
 func ValidateCluster(c *cs.Cluster) field.ErrorList {
 	errs := validateObjectMeta(&c.ObjectMeta)
-	return append(errs, validateClusterSpec(&c.Spec, field.NewPath("spec"))...)
+	return append(errs, validateClusterSpec(&c.Spec, nil, field.NewPath("spec"))...)
 }
 
-// ValidateClusterUpdate checks a change of a Cluster's spec and metadata.
+// ValidateClusterUpdate checks a change of a Cluster's spec and metadata. Fields left as
+// they were are not checked again (ratcheting): a Cluster stored before a rule was
+// tightened must still take its finalizer's removal, or it could never be deleted.
 func ValidateClusterUpdate(c, old *cs.Cluster) field.ErrorList {
 	errs := validateObjectMetaUpdate(&c.ObjectMeta, &old.ObjectMeta)
-	errs = append(errs, validateClusterSpec(&c.Spec, field.NewPath("spec"))...)
+	errs = append(errs, validateClusterSpec(&c.Spec, &old.Spec, field.NewPath("spec"))...)
 	specPath := field.NewPath("spec")
 	errs = append(errs, validateImmutable(c.Spec.Network, old.Spec.Network, specPath.Child("network"))...)
 	if c.Spec.Version != old.Spec.Version {
@@ -64,20 +68,28 @@ func ValidateClusterStatusUpdate(c, old *cs.Cluster) field.ErrorList {
 	return errs
 }
 
-func validateClusterSpec(spec *cs.ClusterSpec, fld *field.Path) field.ErrorList {
+// validateClusterSpec checks a spec; with old (an update), only the fields that changed.
+func validateClusterSpec(spec, old *cs.ClusterSpec, fld *field.Path) field.ErrorList {
 	var errs field.ErrorList
+	changed := func(get func(*cs.ClusterSpec) any) bool {
+		return old == nil || !apiequality.Semantic.DeepEqual(get(spec), get(old))
+	}
 	switch {
 	case spec.Version == "":
 		errs = append(errs, field.Required(fld.Child("version"), ""))
-	case !slices.Contains(cs.SupportedKubernetesVersions, spec.Version):
+	case !slices.Contains(cs.SupportedKubernetesVersions, spec.Version) && changed(func(s *cs.ClusterSpec) any { return s.Version }):
 		errs = append(errs, field.NotSupported(fld.Child("version"), spec.Version, cs.SupportedKubernetesVersions))
 	}
-	if spec.ControlPlane.Replicas != 1 {
+	if spec.ControlPlane.Replicas != 1 && changed(func(s *cs.ClusterSpec) any { return s.ControlPlane }) {
 		errs = append(errs, field.Invalid(fld.Child("controlPlane", "replicas"), spec.ControlPlane.Replicas,
 			"must be 1: highly available control planes (3 replicas) are not supported yet"))
 	}
-	errs = append(errs, validateClusterNetwork(&spec.Network, fld.Child("network"))...)
-	errs = append(errs, validateSubjects(spec.Administrators, fld.Child("administrators"))...)
+	if changed(func(s *cs.ClusterSpec) any { return s.Network }) {
+		errs = append(errs, validateClusterNetwork(&spec.Network, fld.Child("network"))...)
+	}
+	if changed(func(s *cs.ClusterSpec) any { return s.Administrators }) {
+		errs = append(errs, validateSubjects(spec.Administrators, fld.Child("administrators"))...)
+	}
 	return errs
 }
 
@@ -170,17 +182,22 @@ func validateCIDRs(cidrs []string, families []cs.IPFamily, fld *field.Path, limi
 	nets := make([]*net.IPNet, len(cidrs))
 	for i, c := range cidrs {
 		p := fld.Index(i)
-		ip, ipnet, err := net.ParseCIDR(c)
-		if err != nil {
+		prefix, err := netip.ParsePrefix(c)
+		if err != nil || prefix.Addr().Is4In6() || prefix.Addr().Zone() != "" {
 			errs = append(errs, field.Invalid(p, c, "must be a CIDR such as 10.244.0.0/16 or fd00:10:244::/56"))
 			continue
 		}
-		if !ip.Equal(ipnet.IP) {
-			errs = append(errs, field.Invalid(p, c, fmt.Sprintf("has host bits set; the range is %s", ipnet)))
+		if masked := prefix.Masked(); masked != prefix {
+			errs = append(errs, field.Invalid(p, c, fmt.Sprintf("has host bits set; the range is %s", masked)))
 			continue
 		}
+		if prefix.String() != c {
+			errs = append(errs, field.Invalid(p, c, fmt.Sprintf("must be written in canonical form: %s", prefix)))
+			continue
+		}
+		_, ipnet, _ := net.ParseCIDR(c)
 		family := cs.IPv4
-		if ip.To4() == nil {
+		if prefix.Addr().Is6() {
 			family = cs.IPv6
 		}
 		if i < len(families) && family != families[i] {

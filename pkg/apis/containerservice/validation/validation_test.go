@@ -177,6 +177,9 @@ func TestRangeBoundaries(t *testing.T) {
 		{"IPv6 services /125: 8 addresses", v6("fd00:10:244::/56", "fd00:10:96::/125"), ""},
 		{"IPv6 services /126: 4 addresses", v6("fd00:10:244::/56", "fd00:10:96::/126"), "spec.network.serviceCIDRs[0]"},
 		{"a small secondary service range is fine", dual("fd00:10:244::/56", "fd00:10:96::/126"), ""},
+		{"an IPv4-mapped IPv6 range is no IPv4 range", v4("10.244.0.0/16", "::ffff:10.96.0.0/108"), "spec.network.serviceCIDRs[0]"},
+		{"a prefix with a leading zero", v4("10.244.0.0/016", "10.96.0.0/12"), "spec.network.podCIDRs[0]"},
+		{"IPv6 not in canonical form", v6("fd00:0010:0244::/56", "fd00:10:96::/108"), "spec.network.podCIDRs[0]"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -190,6 +193,21 @@ func TestRangeBoundaries(t *testing.T) {
 			wantErrors(t, errs, invalid+tc.bad)
 		})
 	}
+}
+
+// TestUpdatesRatchet: a Cluster stored before a rule was tightened (three replicas, a
+// now-refused range) still takes updates that leave those fields alone, such as the
+// removal of its finalizer, so it can always be deleted; changing them is checked.
+func TestUpdatesRatchet(t *testing.T) {
+	old := validCluster()
+	old.Spec.ControlPlane.Replicas = 3
+	old.Spec.Network = cs.ClusterNetwork{IPFamilies: []cs.IPFamily{cs.IPv6}, PodCIDRs: []string{"fd00::/40"}, ServiceCIDRs: []string{"fd01::/108"}}
+	old.Finalizers = []string{"containerservice.ucloudstack.io/control-plane"}
+	c := old.DeepCopy()
+	c.Finalizers = nil
+	wantErrors(t, ValidateClusterUpdate(c, old))
+	c.Spec.ControlPlane.Replicas = 5
+	wantErrors(t, ValidateClusterUpdate(c, old), invalid+"spec.controlPlane.replicas")
 }
 
 func TestValidateClusterUpdate(t *testing.T) {
