@@ -30,10 +30,7 @@ import (
 func TestBreakGlassIsNamedAuditedAndRevocable(t *testing.T) {
 	ctx := testContext(t, 5*time.Minute)
 	ns := env.NewTenant(t)
-	createReady(ctx, t, newCluster("glass", ns))
-	t.Cleanup(func() {
-		_ = env.CS.ContainerserviceV1alpha1().Clusters(ns).Delete(context.Background(), "glass", metav1.DeleteOptions{})
-	})
+	provision(ctx, t, ns, "glass")
 	_, cfg := adminKubeconfig(ctx, t, env.CS, ns, "glass", 3600)
 	glass := kubernetes.NewForConfigOrDie(cfg)
 

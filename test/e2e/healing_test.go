@@ -26,10 +26,7 @@ import (
 func TestKilledComponentIsRestarted(t *testing.T) {
 	ctx := testContext(t, 4*time.Minute)
 	ns := env.NewTenant(t)
-	createReady(ctx, t, newCluster("heal", ns))
-	t.Cleanup(func() {
-		_ = env.CS.ContainerserviceV1alpha1().Clusters(ns).Delete(context.Background(), "heal", metav1.DeleteOptions{})
-	})
+	provision(ctx, t, ns, "heal")
 
 	pid := pidOf(t, ns, "heal", "kube-apiserver")
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
@@ -109,10 +106,7 @@ func (tr *traffic) finish(t *testing.T) {
 func TestServerRestartIsNoOutage(t *testing.T) {
 	ctx := testContext(t, 6*time.Minute)
 	ns := env.NewTenant(t)
-	createReady(ctx, t, newCluster("steady", ns))
-	t.Cleanup(func() {
-		_ = env.CS.ContainerserviceV1alpha1().Clusters(ns).Delete(context.Background(), "steady", metav1.DeleteOptions{})
-	})
+	provision(ctx, t, ns, "steady")
 	_, cfg := adminKubeconfig(ctx, t, env.CS, ns, "steady", 3600)
 	before := env.ClusterProcesses(ns, "steady")
 	if len(before) != 4 {
@@ -190,10 +184,7 @@ func equalPids(a, b map[int]string) bool {
 func TestRebootKeepsClusters(t *testing.T) {
 	ctx := testContext(t, 5*time.Minute)
 	ns := env.NewTenant(t)
-	createReady(ctx, t, newCluster("keep", ns))
-	t.Cleanup(func() {
-		_ = env.CS.ContainerserviceV1alpha1().Clusters(ns).Delete(context.Background(), "keep", metav1.DeleteOptions{})
-	})
+	provision(ctx, t, ns, "keep")
 	_, cfg := adminKubeconfig(ctx, t, env.CS, ns, "keep", 3600)
 	inside := kubernetes.NewForConfigOrDie(cfg)
 	if _, err := inside.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{
@@ -255,10 +246,7 @@ func pidOf(t *testing.T, ns, name, binary string) int {
 func TestEtcdThatWillNotStart(t *testing.T) {
 	ctx := testContext(t, 5*time.Minute)
 	ns := env.NewTenant(t)
-	createReady(ctx, t, newCluster("broken", ns))
-	t.Cleanup(func() {
-		_ = env.CS.ContainerserviceV1alpha1().Clusters(ns).Delete(context.Background(), "broken", metav1.DeleteOptions{})
-	})
+	provision(ctx, t, ns, "broken")
 
 	env.StopServer()
 	local.StopControlPlane(env.ClusterDir(ns, "broken"))

@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"context"
-	"net"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -88,18 +86,7 @@ func TestClusterLifecycle(t *testing.T) {
 	if _, err := env.Kubectl(ctx, nil, "delete", "cluster/prod", "-n", ns, "--wait=true", "--timeout=120s"); err != nil {
 		t.Fatalf("kubectl delete: %v", err)
 	}
-	if procs := env.ClusterProcesses(ns, "prod"); len(procs) != 0 {
-		t.Errorf("processes left after delete: %v", procs)
-	}
-	for name, port := range ports {
-		if conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second); err == nil {
-			conn.Close()
-			t.Errorf("port %d (%s) still listening after delete", port, name)
-		}
-	}
-	if _, err := os.Stat(dir); !os.IsNotExist(err) {
-		t.Errorf("directory %s left after delete: %v", dir, err)
-	}
+	assertNoTrace(t, ns, "prod", ports, dir)
 }
 
 // checkBootstrap looks at what the platform put into the cluster: the administrator's

@@ -7,8 +7,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -68,6 +70,33 @@ func createReady(ctx context.Context, t *testing.T, c *v1alpha1.Cluster) *v1alph
 		t.Fatalf("create cluster %s: %v", c.Name, err)
 	}
 	return waitCondition(ctx, t, c.Namespace, c.Name, "Ready", metav1.ConditionTrue)
+}
+
+// provision creates a cluster, waits until it is Ready, and deletes it when the test ends.
+func provision(ctx context.Context, t *testing.T, ns, name string) *v1alpha1.Cluster {
+	t.Helper()
+	c := createReady(ctx, t, newCluster(name, ns))
+	t.Cleanup(func() {
+		_ = env.CS.ContainerserviceV1alpha1().Clusters(ns).Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	return c
+}
+
+// assertNoTrace checks that a cluster left no process, listening port or directory.
+func assertNoTrace(t *testing.T, ns, name string, ports map[string]int, dir string) {
+	t.Helper()
+	if procs := env.ClusterProcesses(ns, name); len(procs) != 0 {
+		t.Errorf("processes of %s/%s left: %v", ns, name, procs)
+	}
+	for port, n := range ports {
+		if conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(n)), time.Second); err == nil {
+			conn.Close()
+			t.Errorf("port %d (%s) of %s/%s still listening", n, port, ns, name)
+		}
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("directory %s left: %v", dir, err)
+	}
 }
 
 // waitCondition waits until the cluster's condition has the status and returns the cluster.

@@ -2,9 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"net"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -36,16 +33,5 @@ func TestDeletingATenantDeletesItsClusters(t *testing.T) {
 		}
 		return false, err
 	})
-	if procs := env.ClusterProcesses(ns, "doomed"); len(procs) != 0 {
-		t.Errorf("processes left: %v", procs)
-	}
-	for name, port := range ports {
-		if conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second); err == nil {
-			conn.Close()
-			t.Errorf("port %d (%s) still listening", port, name)
-		}
-	}
-	if _, err := os.Stat(dir); !os.IsNotExist(err) {
-		t.Errorf("directory %s left: %v", dir, err)
-	}
+	assertNoTrace(t, ns, "doomed", ports, dir)
 }

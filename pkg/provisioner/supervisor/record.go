@@ -224,13 +224,20 @@ func find(bin string, args []string) int {
 	return 0
 }
 
-// Alive reports whether the process of a record file runs and is the recorded one.
-func Alive(file string) bool {
+// openRecorded reads a record and opens its process: a pidfd when it runs and is the
+// recorded one, ErrNotRunning when it is proven gone (or there is no record), another
+// error when that cannot be told.
+func openRecorded(file string) (int, error) {
 	r, err := ReadRecord(file)
 	if err != nil {
-		return false
+		return -1, err
 	}
-	fd, err := r.open()
+	return r.open()
+}
+
+// Alive reports whether the process of a record file runs and is the recorded one.
+func Alive(file string) bool {
+	fd, err := openRecorded(file)
 	if err != nil {
 		return false
 	}
@@ -242,35 +249,18 @@ func Alive(file string) bool {
 // proven gone (or there is no record). A record that cannot be checked, or that does
 // not match a live process, counts as running, so that nothing is deleted under it.
 func Running(file string) bool {
-	r, err := ReadRecord(file)
-	if errors.Is(err, ErrNotRunning) {
-		return false
-	}
-	if err != nil {
-		return true
-	}
-	fd, err := r.open()
-	if errors.Is(err, ErrNotRunning) {
-		return false
-	}
+	fd, err := openRecorded(file)
 	if err == nil {
 		unix.Close(fd)
 	}
-	return true
+	return !errors.Is(err, ErrNotRunning)
 }
 
 // StopRecorded stops the process of a record file, if it runs and is the recorded one:
 // SIGTERM, then SIGKILL after grace. It returns once the process has ended. A record that
 // does not match its process is an error: nothing is signalled.
 func StopRecorded(file string, grace time.Duration) error {
-	r, err := ReadRecord(file)
-	if errors.Is(err, ErrNotRunning) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	fd, err := r.open()
+	fd, err := openRecorded(file)
 	if errors.Is(err, ErrNotRunning) {
 		return nil
 	}
