@@ -56,6 +56,9 @@ type Options struct {
 	AdminKubeconfigMaxTTL time.Duration
 	// LeaderElection makes sure one server at a time runs the controllers.
 	LeaderElection componentbaseconfig.LeaderElectionConfiguration
+	// AuthenticationConfig is an AuthenticationConfiguration file whose JWT issuers this
+	// server trusts for bearer tokens sent straight to it.
+	AuthenticationConfig string
 	// Kubeconfig configures the user kubeconfigs of clusters/kubeconfig.
 	Kubeconfig clusterstorage.KubeconfigConfig
 	// PublicCAFile holds the CA bundle of Kubeconfig.PublicURL.
@@ -114,6 +117,7 @@ embedded etcd under --data-dir when none is given.`,
 	fs.IntVar(&o.MaxConcurrentStarts, "max-concurrent-starts", o.MaxConcurrentStarts, "Control planes the local driver starts at once (after a reboot every cluster needs starting); the others wait their turn. Adopting a control plane that still runs needs no start.")
 	fs.DurationVar(&o.AdminKubeconfigMaxTTL, "admin-kubeconfig-max-expiration", o.AdminKubeconfigMaxTTL, "Longest lifetime of a break-glass credential from clusters/adminkubeconfig (10m to 24h); longer requests get this.")
 	componentbaseoptions.BindLeaderElectionFlags(&o.LeaderElection, fs)
+	fs.StringVar(&o.AuthenticationConfig, "authentication-config", "", "An apiserver.config.k8s.io AuthenticationConfiguration file (the one the host kube-apiserver may use): its JWT issuers' ID tokens authenticate callers that reach this server directly. The host's own tokens still go through delegated TokenReview, and the aggregator's requests through its front-proxy certificate.")
 	fs.StringVar(&o.Kubeconfig.PublicURL, "public-url", "", "URL of the host kube-apiserver as users reach it; user kubeconfigs point at each cluster's proxy path below it.")
 	fs.StringVar(&o.PublicCAFile, "public-ca-file", "", "PEM bundle that verifies --public-url, put into user kubeconfigs.")
 	fs.StringVar(&o.Kubeconfig.OIDCIssuerURL, "oidc-issuer-url", "", "Issuer of the platform's OIDC provider, for user kubeconfigs.")
@@ -198,7 +202,7 @@ func (o *Options) Run(ctx context.Context) error {
 		defer d.Shutdown()
 		driver = d
 	}
-	server, err := o.newServer(driver)
+	server, err := o.newServer(ctx, driver)
 	if err != nil {
 		return err
 	}

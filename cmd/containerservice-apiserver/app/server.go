@@ -1,10 +1,12 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	unionauth "k8s.io/apiserver/pkg/authentication/request/union"
 	"k8s.io/apiserver/pkg/endpoints/openapi"
 	"k8s.io/apiserver/pkg/registry/generic"
 	"k8s.io/apiserver/pkg/registry/rest"
@@ -14,6 +16,8 @@ import (
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	generatedopenapi "github.com/ucloudstack/containerservice/pkg/generated/openapi"
 	"github.com/ucloudstack/containerservice/pkg/provisioner"
+	"github.com/ucloudstack/containerservice/pkg/proxy"
+	"github.com/ucloudstack/containerservice/pkg/proxy/authn"
 	clusterstorage "github.com/ucloudstack/containerservice/pkg/registry/containerservice/cluster/storage"
 	nodestorage "github.com/ucloudstack/containerservice/pkg/registry/containerservice/node/storage"
 	pluginstorage "github.com/ucloudstack/containerservice/pkg/registry/containerservice/plugin/storage"
@@ -22,7 +26,7 @@ import (
 )
 
 // newServer builds the generic server from the options and installs the API group.
-func (o *Options) newServer(driver provisioner.Driver) (*genericapiserver.GenericAPIServer, error) {
+func (o *Options) newServer(ctx context.Context, driver provisioner.Driver) (*genericapiserver.GenericAPIServer, error) {
 	config := genericapiserver.NewRecommendedConfig(Codecs)
 	namer := openapi.NewDefinitionNamer(Scheme)
 	config.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(generatedopenapi.GetOpenAPIDefinitions, namer)
@@ -34,6 +38,20 @@ func (o *Options) newServer(driver provisioner.Driver) (*genericapiserver.Generi
 	config.EffectiveVersion = compatibility.DefaultBuildEffectiveVersion()
 	if err := o.Recommended.ApplyTo(config); err != nil {
 		return nil, fmt.Errorf("apply options: %w", err)
+	}
+	config.LongRunningFunc = longRunning()
+	if o.AuthenticationConfig != "" {
+		issuers, err := authn.LoadConfig(o.AuthenticationConfig)
+		if err != nil {
+			return nil, err
+		}
+		tokens, err := authn.New(ctx, issuers)
+		if err != nil {
+			return nil, err
+		}
+		// OIDC first: a token of a trusted issuer is judged there; anything else goes on
+		// to the front-proxy certificate, client certificates and TokenReview.
+		config.Authentication.Authenticator = unionauth.NewFailOnError(tokens, config.Authentication.Authenticator)
 	}
 
 	server, err := config.Complete().New("containerservice-apiserver", genericapiserver.NewEmptyDelegate())
@@ -82,5 +100,10 @@ func newStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, dr
 	clusters := storage["clusters"].(rest.Getter)
 	storage["clusters/adminkubeconfig"] = clusterstorage.NewAdminKubeconfigREST(clusters, driver, scheme, adminMaxTTL)
 	storage["clusters/kubeconfig"] = clusterstorage.NewKubeconfigREST(clusters, kubeconfig)
+	var tenantProxy *proxy.Proxy
+	if driver != nil {
+		tenantProxy = proxy.New(driver)
+	}
+	storage["clusters/proxy"] = clusterstorage.NewProxyREST(clusters, scheme, tenantProxy)
 	return storage, nil
 }

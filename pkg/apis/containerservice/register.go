@@ -36,6 +36,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&Project{}, &ProjectList{},
 		&AdminKubeconfigRequest{},
 		&ClusterKubeconfig{},
+		&ClusterProxyOptions{},
 	)
 	return nil
 }

@@ -42,6 +42,7 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		v1alpha1.ClusterKubeconfig{}.OpenAPIModelName():            schema_pkg_apis_containerservice_v1alpha1_ClusterKubeconfig(ref),
 		v1alpha1.ClusterList{}.OpenAPIModelName():                  schema_pkg_apis_containerservice_v1alpha1_ClusterList(ref),
 		v1alpha1.ClusterNetwork{}.OpenAPIModelName():               schema_pkg_apis_containerservice_v1alpha1_ClusterNetwork(ref),
+		v1alpha1.ClusterProxyOptions{}.OpenAPIModelName():          schema_pkg_apis_containerservice_v1alpha1_ClusterProxyOptions(ref),
 		v1alpha1.ClusterSpec{}.OpenAPIModelName():                  schema_pkg_apis_containerservice_v1alpha1_ClusterSpec(ref),
 		v1alpha1.ClusterStatus{}.OpenAPIModelName():                schema_pkg_apis_containerservice_v1alpha1_ClusterStatus(ref),
 		v1alpha1.ControlPlaneSpec{}.OpenAPIModelName():             schema_pkg_apis_containerservice_v1alpha1_ControlPlaneSpec(ref),
@@ -507,6 +508,40 @@ func schema_pkg_apis_containerservice_v1alpha1_ClusterNetwork(ref common.Referen
 									},
 								},
 							},
+						},
+					},
+				},
+			},
+		},
+	}
+}
+
+func schema_pkg_apis_containerservice_v1alpha1_ClusterProxyOptions(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ClusterProxyOptions are the options of clusters/{name}/proxy/{path}: the tenant proxy, which forwards a request to the cluster's kube-apiserver as the caller's own ServiceAccount inside the cluster.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"path": {
+						SchemaProps: spec.SchemaProps{
+							Description: "path is the path of the request inside the cluster (for example /api/v1/pods); empty means /.",
+							Type:        []string{"string"},
+							Format:      "",
 						},
 					},
 				},

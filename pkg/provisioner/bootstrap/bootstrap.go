@@ -34,8 +34,13 @@ var PermissionGroups = map[v1alpha1.ProjectRole]string{
 	v1alpha1.ProjectRoleView:  "ucs:view",
 }
 
+// UsernameExtra is the impersonated extra through which the proxy carries the person's
+// platform username into the cluster.
+const UsernameExtra = v1alpha1.GroupName + "/username"
+
 const (
-	proxyRole    = "ucs:proxy-impersonator"
+	proxyRole       = "ucs:proxy-impersonator"
+	proxyExtrasRole = "ucs:proxy-username-extra"
 	adminBinding = "ucs:administrators"
 	// stateConfigMap (in ucs-system) remembers what the platform did once in the cluster.
 	stateConfigMap = "ucs-platform"
@@ -71,6 +76,18 @@ func Apply(ctx context.Context, client kubernetes.Interface, c *v1alpha1.Cluster
 		WithRoleRef(rbacv1ac.RoleRef().WithAPIGroup(rbacv1.GroupName).WithKind("Role").WithName(proxyRole)).
 		WithSubjects(rbacv1ac.Subject().WithKind(rbacv1.UserKind).WithAPIGroup(rbacv1.GroupName).WithName(identity.ProxyUser)), opts); err != nil {
 		return fmt.Errorf("bind the proxy's role: %w", err)
+	}
+
+	// The proxy also tells the cluster who the person behind a ServiceAccount is, in an
+	// impersonated extra its audit log records; impersonating that extra is cluster-wide.
+	if _, err := client.RbacV1().ClusterRoles().Apply(ctx, rbacv1ac.ClusterRole(proxyExtrasRole).WithLabels(labels).
+		WithRules(rbacv1ac.PolicyRule().WithAPIGroups("authentication.k8s.io").WithResources("userextras/"+UsernameExtra).WithVerbs("impersonate")), opts); err != nil {
+		return fmt.Errorf("apply the proxy's extras role: %w", err)
+	}
+	if _, err := client.RbacV1().ClusterRoleBindings().Apply(ctx, rbacv1ac.ClusterRoleBinding(proxyExtrasRole).WithLabels(labels).
+		WithRoleRef(rbacv1ac.RoleRef().WithAPIGroup(rbacv1.GroupName).WithKind("ClusterRole").WithName(proxyExtrasRole)).
+		WithSubjects(rbacv1ac.Subject().WithKind(rbacv1.UserKind).WithAPIGroup(rbacv1.GroupName).WithName(identity.ProxyUser)), opts); err != nil {
+		return fmt.Errorf("bind the proxy's extras role: %w", err)
 	}
 
 	// One ServiceAccount per administrator user; groups are bound as groups.

@@ -34,6 +34,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&Project{}, &ProjectList{},
 		&AdminKubeconfigRequest{},
 		&ClusterKubeconfig{},
+		&ClusterProxyOptions{},
 	)
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil

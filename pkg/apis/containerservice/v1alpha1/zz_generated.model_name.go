@@ -67,6 +67,11 @@ func (in ClusterNetwork) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in ClusterProxyOptions) OpenAPIModelName() string {
+	return "io.ucloudstack.containerservice.v1alpha1.ClusterProxyOptions"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in ClusterSpec) OpenAPIModelName() string {
 	return "io.ucloudstack.containerservice.v1alpha1.ClusterSpec"
 }

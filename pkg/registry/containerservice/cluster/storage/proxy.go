@@ -1,0 +1,92 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilproxy "k8s.io/apimachinery/pkg/util/proxy"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/apiserver/pkg/registry/rest"
+
+	cs "github.com/ucloudstack/containerservice/pkg/apis/containerservice"
+	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
+	"github.com/ucloudstack/containerservice/pkg/proxy"
+)
+
+// ProxyREST serves clusters/{name}/proxy/{path}: the tenant proxy. Whoever the host's
+// RBAC lets use the subresource and who has an identity inside the cluster reaches its
+// kube-apiserver as that identity; everyone else is refused before anything is forwarded.
+type ProxyREST struct {
+	clusters rest.Getter
+	scheme   *runtime.Scheme
+	proxy    *proxy.Proxy
+}
+
+var _ rest.Connecter = &ProxyREST{}
+
+// NewProxyREST returns the subresource; p may be nil when the server runs without a
+// provisioner (requests then get 503).
+func NewProxyREST(clusters rest.Getter, scheme *runtime.Scheme, p *proxy.Proxy) *ProxyREST {
+	return &ProxyREST{clusters: clusters, scheme: scheme, proxy: p}
+}
+
+// New returns the options object.
+func (r *ProxyREST) New() runtime.Object { return &cs.ClusterProxyOptions{} }
+
+// Destroy does nothing: the subresource holds no storage.
+func (r *ProxyREST) Destroy() {}
+
+// ConnectMethods are every verb a Kubernetes client uses.
+func (r *ProxyREST) ConnectMethods() []string {
+	return []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions}
+}
+
+// NewConnectOptions takes the path after proxy/ as the path inside the cluster.
+func (r *ProxyREST) NewConnectOptions() (runtime.Object, bool, string) {
+	return &cs.ClusterProxyOptions{}, true, "path"
+}
+
+// Connect resolves the caller's identity inside the cluster and returns the handler that
+// forwards the request.
+func (r *ProxyREST) Connect(ctx context.Context, name string, opts runtime.Object, responder rest.Responder) (http.Handler, error) {
+	options, ok := opts.(*cs.ClusterProxyOptions)
+	if !ok {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("unexpected options %T", opts))
+	}
+	caller, ok := genericapirequest.UserFrom(ctx)
+	if !ok {
+		return nil, apierrors.NewUnauthorized("no user in the request")
+	}
+	if r.proxy == nil {
+		return nil, apierrors.NewServiceUnavailable("this server runs without a provisioner")
+	}
+	internal, err := r.clusters.Get(ctx, name, &metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var cluster v1alpha1.Cluster
+	if err := r.scheme.Convert(internal, &cluster, nil); err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	target, ok := proxy.TargetFor(&cluster, caller)
+	if !ok {
+		return nil, apierrors.NewForbidden(cs.Resource("clusters/proxy"), name,
+			fmt.Errorf("%q has no identity in cluster %s: only its administrators may enter it", caller.GetName(), name))
+	}
+	switch cluster.Status.Phase {
+	case v1alpha1.ClusterRunning, v1alpha1.ClusterUpdating:
+	default:
+		unavailable := apierrors.NewServiceUnavailable(fmt.Sprintf("cluster %s is %s; try again once it is Running", name, cluster.Status.Phase))
+		unavailable.ErrStatus.Details = &metav1.StatusDetails{RetryAfterSeconds: 5}
+		return nil, unavailable
+	}
+	h, err := r.proxy.Handler(ctx, &cluster, target, options.Path, utilproxy.NewErrorResponder(responder))
+	if err != nil {
+		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("reach cluster %s: %v", name, err))
+	}
+	return h, nil
+}
