@@ -11,9 +11,10 @@ STATE_DIR ?= $(OUTPUT)/local
 
 all: build
 
-## build: the containerservice binaries, into _output/bin
+## build: the containerservice binaries, into _output/bin (and kubectl-oidc_login, the credential plugin user kubeconfigs name)
 build:
-	$(GO) build -o $(BIN)/ ./cmd/containerservice-apiserver ./cmd/containerservice-local
+	$(GO) build -o $(BIN)/ ./cmd/containerservice-apiserver ./cmd/containerservice-local ./cmd/containerservice-oidc
+	ln -sf containerservice-oidc $(BIN)/kubectl-oidc_login
 
 ## kube-binaries: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok, once, into ~/.cache/containerservice
 kube-binaries:

@@ -24,8 +24,8 @@ func TestLongRunningThroughTheProxy(t *testing.T) {
 		proxy + "/api/v1/namespaces/default/pods":                                            false,
 		proxy + "/api/v1/namespaces/default/pods/web":                                        false,
 		proxy + "/apis/apps/v1/deployments?watch=1":                                          true,
-		proxy:                                                                                false,
-		proxy + "/":                                                                          false,
+		proxy:       false,
+		proxy + "/": false,
 	} {
 		req := httptest.NewRequest("GET", path, nil)
 		info, err := resolver.NewRequestInfo(req)

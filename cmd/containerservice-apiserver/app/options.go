@@ -63,6 +63,8 @@ type Options struct {
 	Kubeconfig clusterstorage.KubeconfigConfig
 	// PublicCAFile holds the CA bundle of Kubeconfig.PublicURL.
 	PublicCAFile string
+	// OIDCCAFile holds the CA bundle of Kubeconfig.OIDCIssuerURL.
+	OIDCCAFile string
 }
 
 // NewOptions returns the default options.
@@ -122,6 +124,7 @@ embedded etcd under --data-dir when none is given.`,
 	fs.StringVar(&o.PublicCAFile, "public-ca-file", "", "PEM bundle that verifies --public-url, put into user kubeconfigs.")
 	fs.StringVar(&o.Kubeconfig.OIDCIssuerURL, "oidc-issuer-url", "", "Issuer of the platform's OIDC provider, for user kubeconfigs.")
 	fs.StringVar(&o.Kubeconfig.OIDCClientID, "oidc-client-id", "", "OIDC client ID user kubeconfigs log in with.")
+	fs.StringVar(&o.OIDCCAFile, "oidc-ca-file", "", "PEM bundle that verifies --oidc-issuer-url, put into user kubeconfigs (when the system roots do not).")
 	return cmd
 }
 
@@ -185,6 +188,13 @@ func (o *Options) Run(ctx context.Context) error {
 			return fmt.Errorf("read --public-ca-file: %w", err)
 		}
 		o.Kubeconfig.PublicCA = ca
+	}
+	if o.OIDCCAFile != "" {
+		ca, err := os.ReadFile(o.OIDCCAFile)
+		if err != nil {
+			return fmt.Errorf("read --oidc-ca-file: %w", err)
+		}
+		o.Kubeconfig.OIDCCA = ca
 	}
 	var driver provisioner.Driver
 	if o.Provisioner == "local" {

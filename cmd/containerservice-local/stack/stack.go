@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ucloudstack/containerservice/artifacts"
+	"github.com/ucloudstack/containerservice/cmd/containerservice-oidc/issuer"
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/local"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/pki"
@@ -61,6 +62,9 @@ type Config struct {
 	// ServerOnHostEtcd stores the server's objects in the host's etcd instead of the
 	// embedded one, so that both API servers share one storage (as benchmarks need).
 	ServerOnHostEtcd bool
+	// Users, when set, are the people of a local OIDC issuer the stack runs; the host
+	// kube-apiserver and containerservice-apiserver then trust its ID tokens.
+	Users *issuer.Users
 	// Progress receives one line per step; nil discards them.
 	Progress io.Writer
 }
@@ -73,6 +77,7 @@ type Stack struct {
 	ports                 map[string]int
 
 	hostEtcd, hostAPI *supervisor.Process
+	issuer            *issuer.Issuer
 	// hostKCM is supervised: quota usage and namespace deletion depend on it.
 	hostKCM *supervisor.Supervised
 	// server is supervised: a server that dies is started again, and adopts the user
@@ -110,6 +115,9 @@ func Start(ctx context.Context, cfg Config) (s *Stack, err error) {
 	if err := s.writePKI(); err != nil {
 		return nil, err
 	}
+	if err := s.startIssuer(); err != nil {
+		return nil, err
+	}
 	if err := s.startHost(ctx); err != nil {
 		return nil, err
 	}
@@ -133,6 +141,9 @@ func (s *Stack) Stop() {
 	}
 	s.hostAPI.Stop()
 	s.hostEtcd.Stop()
+	if s.issuer != nil {
+		s.issuer.Stop()
+	}
 }
 
 // StopServer stops containerservice-apiserver alone, as an operator restarting it would;
@@ -215,7 +226,7 @@ func (s *Stack) loadPorts() error {
 	if data, err := os.ReadFile(file); err == nil {
 		_ = json.Unmarshal(data, &s.ports)
 	}
-	for _, name := range []string{"host-etcd-client", "host-etcd-peer", "host-apiserver", "containerservice-apiserver"} {
+	for _, name := range []string{"host-etcd-client", "host-etcd-peer", "host-apiserver", "containerservice-apiserver", "oidc-issuer"} {
 		if p, ok := s.ports[name]; ok && portFree(p) {
 			continue
 		}
@@ -359,27 +370,31 @@ func (s *Stack) startHost(ctx context.Context) error {
 
 	port := s.ports["host-apiserver"]
 	s.progress("starting kube-apiserver (host) on https://127.0.0.1:%d", port)
-	s.hostAPI, err = supervisor.Start(supervisor.Command{Name: "host-kube-apiserver", Binary: filepath.Join(s.cfg.BinDir, "kube-apiserver"), LogDir: s.logDir,
-		Args: append(s.etcdClientFlags("host-apiserver-etcd-client"),
-			"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port="+strconv.Itoa(port),
-			"--tls-cert-file="+p("host-apiserver.crt"), "--tls-private-key-file="+p("host-apiserver.key"),
-			"--client-ca-file="+p("ca.crt"),
-			"--service-account-issuer=https://kubernetes.default.svc",
-			"--service-account-key-file="+p("sa.pub"), "--service-account-signing-key-file="+p("sa.key"),
-			"--service-cluster-ip-range=10.0.0.0/24",
-			"--authorization-mode=RBAC",
-			"--requestheader-client-ca-file="+p("front-proxy-ca.crt"),
-			"--requestheader-allowed-names=front-proxy-client",
-			"--requestheader-username-headers=X-Remote-User",
-			"--requestheader-group-headers=X-Remote-Group",
-			"--requestheader-extra-headers-prefix=X-Remote-Extra-",
-			"--proxy-client-cert-file="+p("front-proxy-client.crt"), "--proxy-client-key-file="+p("front-proxy-client.key"),
-			"--enable-aggregator-routing=false",
-			// The host runs on loopback, which the endpoints of the kubernetes Service may not name.
-			"--endpoint-reconciler-type=none",
-			"--cert-dir="+filepath.Join(s.cfg.StateDir, "host-apiserver"),
-			"--profiling=false",
-		)})
+	hostArgs := append(s.etcdClientFlags("host-apiserver-etcd-client"),
+		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port="+strconv.Itoa(port),
+		"--tls-cert-file="+p("host-apiserver.crt"), "--tls-private-key-file="+p("host-apiserver.key"),
+		"--client-ca-file="+p("ca.crt"),
+		"--service-account-issuer=https://kubernetes.default.svc",
+		"--service-account-key-file="+p("sa.pub"), "--service-account-signing-key-file="+p("sa.key"),
+		"--service-cluster-ip-range=10.0.0.0/24",
+		"--authorization-mode=RBAC",
+		"--requestheader-client-ca-file="+p("front-proxy-ca.crt"),
+		"--requestheader-allowed-names=front-proxy-client",
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"--proxy-client-cert-file="+p("front-proxy-client.crt"), "--proxy-client-key-file="+p("front-proxy-client.key"),
+		"--enable-aggregator-routing=false",
+		// The host runs on loopback, which the endpoints of the kubernetes Service may not name.
+		"--endpoint-reconciler-type=none",
+		"--cert-dir="+filepath.Join(s.cfg.StateDir, "host-apiserver"),
+		"--profiling=false",
+	)
+	if s.issuer != nil {
+		// The host trusts the local issuer's ID tokens (structured authentication).
+		hostArgs = append(hostArgs, "--authentication-config="+s.hostAuthnConfig())
+	}
+	s.hostAPI, err = supervisor.Start(supervisor.Command{Name: "host-kube-apiserver", Binary: filepath.Join(s.cfg.BinDir, "kube-apiserver"), LogDir: s.logDir, Args: hostArgs})
 	if err != nil {
 		return err
 	}
@@ -460,6 +475,10 @@ func (s *Stack) StartServer(ctx context.Context, extraArgs ...string) error {
 		"--public-url=https://127.0.0.1:" + strconv.Itoa(s.ports["host-apiserver"]),
 		"--public-ca-file=" + s.ca.CertFile,
 	}, s.cfg.ServerArgs...)
+	if s.issuer != nil {
+		args = append(args, "--authentication-config="+s.serverAuthnConfig(), "--oidc-issuer-url="+s.issuer.URL(),
+			"--oidc-client-id="+issuer.ClientID, "--oidc-ca-file="+s.ca.CertFile)
+	}
 	if s.cfg.ServerOnHostEtcd {
 		args = append(args, s.etcdClientFlags("containerservice-etcd-client")...)
 	}

@@ -31,14 +31,14 @@ func (r *authRequest) GetCodeChallenge() *oidc.CodeChallenge {
 	}
 	return &oidc.CodeChallenge{Challenge: r.req.CodeChallenge, Method: r.req.CodeChallengeMethod}
 }
-func (r *authRequest) GetNonce() string                  { return r.req.Nonce }
-func (r *authRequest) GetRedirectURI() string            { return r.req.RedirectURI }
+func (r *authRequest) GetNonce() string                   { return r.req.Nonce }
+func (r *authRequest) GetRedirectURI() string             { return r.req.RedirectURI }
 func (r *authRequest) GetResponseType() oidc.ResponseType { return r.req.ResponseType }
 func (r *authRequest) GetResponseMode() oidc.ResponseMode { return r.req.ResponseMode }
-func (r *authRequest) GetScopes() []string               { return r.req.Scopes }
-func (r *authRequest) GetState() string                  { return r.req.State }
-func (r *authRequest) GetSubject() string                { return r.subject }
-func (r *authRequest) Done() bool                        { return r.done }
+func (r *authRequest) GetScopes() []string                { return r.req.Scopes }
+func (r *authRequest) GetState() string                   { return r.req.State }
+func (r *authRequest) GetSubject() string                 { return r.subject }
+func (r *authRequest) Done() bool                         { return r.done }
 
 // client is an OIDC client: public (no secret), logging in with PKCE or the device
 // grant, as command-line tools and browser consoles do.
@@ -48,8 +48,8 @@ type client struct {
 	loginURL     func(string) string
 }
 
-func (c *client) GetID() string                   { return c.id }
-func (c *client) RedirectURIs() []string          { return c.redirectURIs }
+func (c *client) GetID() string                    { return c.id }
+func (c *client) RedirectURIs() []string           { return c.redirectURIs }
 func (c *client) PostLogoutRedirectURIs() []string { return nil }
 func (c *client) ApplicationType() op.ApplicationType {
 	return op.ApplicationTypeNative
@@ -61,13 +61,13 @@ func (c *client) ResponseTypes() []oidc.ResponseType {
 func (c *client) GrantTypes() []oidc.GrantType {
 	return []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeDeviceCode}
 }
-func (c *client) LoginURL(id string) string             { return c.loginURL(id) }
-func (c *client) AccessTokenType() op.AccessTokenType   { return op.AccessTokenTypeBearer }
-func (c *client) IDTokenLifetime() time.Duration        { return TokenLifetime }
-func (c *client) DevMode() bool                          { return false }
-func (c *client) ClockSkew() time.Duration               { return 0 }
-func (c *client) IsScopeAllowed(scope string) bool      { return scope == ScopeGroups }
-func (c *client) IDTokenUserinfoClaimsAssertion() bool  { return true }
+func (c *client) LoginURL(id string) string            { return c.loginURL(id) }
+func (c *client) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeBearer }
+func (c *client) IDTokenLifetime() time.Duration       { return TokenLifetime }
+func (c *client) DevMode() bool                        { return false }
+func (c *client) ClockSkew() time.Duration             { return 0 }
+func (c *client) IsScopeAllowed(scope string) bool     { return scope == ScopeGroups }
+func (c *client) IDTokenUserinfoClaimsAssertion() bool { return true }
 func (c *client) RestrictAdditionalIdTokenScopes() func([]string) []string {
 	return func(scopes []string) []string { return scopes }
 }

@@ -41,7 +41,7 @@ const UsernameExtra = v1alpha1.GroupName + "/username"
 const (
 	proxyRole       = "ucs:proxy-impersonator"
 	proxyExtrasRole = "ucs:proxy-username-extra"
-	adminBinding = "ucs:administrators"
+	adminBinding    = "ucs:administrators"
 	// stateConfigMap (in ucs-system) remembers what the platform did once in the cluster.
 	stateConfigMap = "ucs-platform"
 	// breakGlassCreated is its key saying the break-glass binding was created.

@@ -82,4 +82,3 @@ func bearerToken(r *http.Request) string {
 	}
 	return strings.TrimSpace(token)
 }
-

@@ -338,9 +338,9 @@ jwt:
 		t.Errorf("loaded %+v", issuers)
 	}
 	for name, c := range map[string]struct{ body, field string }{
-		"CEL username": {strings.Replace(good, "username: {claim: email, prefix: \"\"}", "username: {expression: 'claims.email'}", 1), "jwt[0].claimMappings.username.expression"},
-		"user rules": {good + "  userValidationRules:\n  - {expression: 'true', message: x}\n", "jwt[0].userValidationRules"},
-		"http issuer":  {strings.Replace(good, "https://issuer", "http://issuer", 1), "jwt[0].issuer.url"},
+		"CEL username":  {strings.Replace(good, "username: {claim: email, prefix: \"\"}", "username: {expression: 'claims.email'}", 1), "jwt[0].claimMappings.username.expression"},
+		"user rules":    {good + "  userValidationRules:\n  - {expression: 'true', message: x}\n", "jwt[0].userValidationRules"},
+		"http issuer":   {strings.Replace(good, "https://issuer", "http://issuer", 1), "jwt[0].issuer.url"},
 		"unknown field": {strings.Replace(good, "audiences:", "audiencez:", 1), "audiencez"},
 	} {
 		if _, err := LoadConfig(write(c.body)); err == nil || !strings.Contains(err.Error(), c.field) {

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net/url"
 
@@ -26,6 +27,8 @@ type KubeconfigConfig struct {
 	PublicCA []byte
 	// OIDCIssuerURL and OIDCClientID are what the oidc-login plugin logs in with.
 	OIDCIssuerURL, OIDCClientID string
+	// OIDCCA is the PEM bundle that verifies the issuer, when the system roots do not.
+	OIDCCA []byte
 }
 
 // KubeconfigREST serves GET clusters/{name}/kubeconfig.
@@ -83,12 +86,16 @@ func UserKubeconfig(cfg KubeconfigConfig, namespace, name string) ([]byte, error
 	contextName := namespace + "/" + name
 	kc := clientcmdapi.NewConfig()
 	kc.Clusters[contextName] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: cfg.PublicCA}
+	args := []string{"oidc-login", "get-token",
+		"--oidc-issuer-url=" + cfg.OIDCIssuerURL,
+		"--oidc-client-id=" + cfg.OIDCClientID}
+	if len(cfg.OIDCCA) > 0 {
+		args = append(args, "--certificate-authority-data="+base64.StdEncoding.EncodeToString(cfg.OIDCCA))
+	}
 	kc.AuthInfos["oidc"] = &clientcmdapi.AuthInfo{Exec: &clientcmdapi.ExecConfig{
 		APIVersion: "client.authentication.k8s.io/v1",
 		Command:    "kubectl",
-		Args: []string{"oidc-login", "get-token",
-			"--oidc-issuer-url=" + cfg.OIDCIssuerURL,
-			"--oidc-client-id=" + cfg.OIDCClientID},
+		Args:       args,
 		InteractiveMode: clientcmdapi.IfAvailableExecInteractiveMode,
 		InstallHint:     "install the kubectl oidc-login plugin (kubelogin), e.g. `kubectl krew install oidc-login`",
 	}}
