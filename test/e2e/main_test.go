@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ucloudstack/containerservice/cmd/containerservice-local/stack"
+	"github.com/ucloudstack/containerservice/cmd/containerservice-oidc/issuer"
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/generated/clientset/versioned"
 	"github.com/ucloudstack/containerservice/test/framework"
@@ -30,8 +31,13 @@ var env *framework.Env
 const externalHost = "localhost"
 
 func TestMain(m *testing.M) {
-	// A distinct external host lets the tests tell the two endpoints apart.
-	os.Exit(framework.Main(m, stack.Config{ServerArgs: []string{"--external-host=" + externalHost}}, &env))
+	// A distinct external host lets the tests tell the two endpoints apart; the people log
+	// in with the stack's OIDC issuer.
+	os.Exit(framework.Main(m, stack.Config{ServerArgs: []string{"--external-host=" + externalHost}, Users: &issuer.Users{Users: []issuer.User{
+		{Name: "alice@example.com", Password: "alice", Groups: []string{"team-a"}},
+		{Name: "bob@example.com", Password: "bob", Groups: []string{"team-a"}},
+		{Name: "eve@example.com", Password: "eve", Groups: []string{"team-b"}},
+	}}}, &env))
 }
 
 func testContext(t *testing.T, d time.Duration) context.Context {

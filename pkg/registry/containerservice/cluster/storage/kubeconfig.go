@@ -93,9 +93,9 @@ func UserKubeconfig(cfg KubeconfigConfig, namespace, name string) ([]byte, error
 		args = append(args, "--certificate-authority-data="+base64.StdEncoding.EncodeToString(cfg.OIDCCA))
 	}
 	kc.AuthInfos["oidc"] = &clientcmdapi.AuthInfo{Exec: &clientcmdapi.ExecConfig{
-		APIVersion: "client.authentication.k8s.io/v1",
-		Command:    "kubectl",
-		Args:       args,
+		APIVersion:      "client.authentication.k8s.io/v1",
+		Command:         "kubectl",
+		Args:            args,
 		InteractiveMode: clientcmdapi.IfAvailableExecInteractiveMode,
 		InstallHint:     "install the kubectl oidc-login plugin (kubelogin), e.g. `kubectl krew install oidc-login`",
 	}}
