@@ -50,6 +50,9 @@ func (p *Proxy) Handler(ctx context.Context, c *v1alpha1.Cluster, target Target,
 		path = "/" + path
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if !LongRunning(req, path) {
+			w = batchedWriter{w}
+		}
 		out := req.Clone(req.Context())
 		scrub(out.Header)
 		location := *ct.base

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -296,5 +297,59 @@ func TestARotationMakesNewConnections(t *testing.T) {
 	}
 	if rotated.h1.TLSClientConfig.NextProtos[0] != "http/1.1" {
 		t.Errorf("upgrades would not use HTTP/1.1: %v", rotated.h1.TLSClientConfig.NextProtos)
+	}
+}
+
+func TestLongRunning(t *testing.T) {
+	for _, c := range []struct {
+		method, path, query string
+		want                bool
+	}{
+		{"GET", "/api/v1/namespaces/default/pods", "", false},
+		{"GET", "/api/v1/namespaces/default/pods", "watch=true", true},
+		{"GET", "/api/v1/watch/namespaces/default/pods", "", true},
+		{"GET", "/api/v1/namespaces/default/pods/app/log", "follow=true", true},
+		{"POST", "/api/v1/namespaces/default/pods/app/exec", "command=sh", true},
+		{"GET", "/api/v1/namespaces/default/pods/app/portforward", "", true},
+		{"GET", "/api/v1/namespaces/default/services/web/proxy/", "", true},
+		{"GET", "/apis/apps/v1/namespaces/default/deployments/web", "", false},
+		{"GET", "/", "", false},
+	} {
+		r := &http.Request{Method: c.method, URL: &url.URL{RawQuery: c.query}, Header: http.Header{}}
+		if got := LongRunning(r, c.path); got != c.want {
+			t.Errorf("%s %s?%s: long-running %v, want %v", c.method, c.path, c.query, got, c.want)
+		}
+	}
+}
+
+// TestAWatchIsStreamed checks that each event of a watch reaches the caller as the
+// cluster sends it, not when the response ends: ordinary responses go out in full
+// buffers, long-running ones must not.
+func TestAWatchIsStreamed(t *testing.T) {
+	next := make(chan struct{})
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		for i := range 2 {
+			fmt.Fprintf(w, "event %d\n", i)
+			w.(http.Flusher).Flush()
+			select {
+			case <-next:
+			case <-time.After(10 * time.Second):
+				return
+			}
+		}
+	})
+	s := front(t, New(newAccess(t, b)), "/api/v1/pods")
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(s.URL + "/clusters/prod/proxy/api/v1/pods?watch=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := bufio.NewReader(resp.Body)
+	for i := range 2 {
+		line, err := lines.ReadString('\n')
+		if err != nil || line != fmt.Sprintf("event %d\n", i) {
+			t.Fatalf("event %d: got %q, %v", i, line, err)
+		}
+		next <- struct{}{} // the cluster sends the next event only once this one arrived
 	}
 }

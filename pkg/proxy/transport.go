@@ -84,7 +84,9 @@ func newClusterTransport(cfg *rest.Config) (*clusterTransport, error) {
 	if err != nil {
 		return nil, err
 	}
-	h2 := utilnet.SetTransportDefaults(&http.Transport{TLSClientConfig: tlsConfig.Clone(), MaxIdleConnsPerHost: 64})
+	// DisableCompression: the caller's Accept-Encoding goes through as it is, so that a
+	// response is compressed only for a caller that asked, and never decompressed here.
+	h2 := utilnet.SetTransportDefaults(&http.Transport{TLSClientConfig: tlsConfig.Clone(), MaxIdleConnsPerHost: 64, DisableCompression: true})
 	h1TLS := tlsConfig.Clone()
 	h1TLS.NextProtos = []string{"http/1.1"}
 	h1 := utilnet.SetTransportDefaults(&http.Transport{TLSClientConfig: h1TLS, ForceAttemptHTTP2: false})

@@ -2,7 +2,6 @@ package app
 
 import (
 	"net/http"
-	"net/url"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -10,6 +9,7 @@ import (
 	genericfilters "k8s.io/apiserver/pkg/server/filters"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
+	"github.com/ucloudstack/containerservice/pkg/proxy"
 )
 
 // longRunning classifies requests that may stay open indefinitely, exempt from the
@@ -20,7 +20,6 @@ import (
 func longRunning() request.LongRunningRequestCheck {
 	basic := genericfilters.BasicLongRunningRequestCheck(sets.NewString("watch", "proxy"),
 		sets.NewString("attach", "exec", "proxy", "log", "portforward"))
-	inner := &request.RequestInfoFactory{APIPrefixes: sets.NewString("api", "apis"), GrouplessAPIPrefixes: sets.NewString("api")}
 	return func(r *http.Request, info *request.RequestInfo) bool {
 		if info == nil || !info.IsResourceRequest || info.APIGroup != v1alpha1.GroupName || info.Resource != "clusters" || info.Subresource != "proxy" {
 			return basic(r, info)
@@ -30,11 +29,6 @@ func longRunning() request.LongRunningRequestCheck {
 		if len(info.Parts) > 3 {
 			path += strings.Join(info.Parts[3:], "/")
 		}
-		innerReq := &http.Request{Method: r.Method, URL: &url.URL{Path: path, RawQuery: r.URL.RawQuery}, Header: r.Header}
-		innerInfo, err := inner.NewRequestInfo(innerReq)
-		if err != nil {
-			return false
-		}
-		return basic(innerReq, innerInfo)
+		return proxy.LongRunning(r, path)
 	}
 }

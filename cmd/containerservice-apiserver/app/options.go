@@ -90,6 +90,10 @@ func NewOptions() *Options {
 	o.Recommended.Etcd.StorageConfig.EncodeVersioner = runtime.NewMultiGroupVersioner(
 		v1alpha1.SchemeGroupVersion, schema.GroupKind{Group: v1alpha1.GroupName})
 	enableResourceQuota(o.Recommended)
+	// As kube-apiserver: one HTTP/2 connection carries up to 1000 concurrent streams (the
+	// library's default is 100), so that a console or controller watching through the
+	// proxy many clusters' objects at once is not held up by its own connection.
+	o.Recommended.SecureServing.HTTP2MaxStreamsPerConnection = 1000
 	return o
 }
 

@@ -184,6 +184,12 @@ func TestForgedAndWrongTokensAreRefused(t *testing.T) {
 			t.Errorf("%s: authenticated as %v", name, resp)
 		}
 	}
+	// A token of an issuer not configured is not this authenticator's: not authenticated,
+	// and no error, so that the union asks the next authenticator (TokenReview), as
+	// kube-apiserver's JWT authenticator does.
+	if resp, ok, _ := f.authenticate(t, f.auth, f.sign(t, with(map[string]any{"iss": "https://issuer.example"}))); ok {
+		t.Errorf("a token from another issuer: authenticated as %v", resp)
+	}
 	// Logged in for real, with a system: name or group: still refused.
 	for _, u := range [][2]string{{"system:admin", "root"}, {"mallory@example.com", "m"}} {
 		if _, ok, err := f.authenticate(t, f.auth, f.login(t, u[0], u[1])); ok || err == nil {

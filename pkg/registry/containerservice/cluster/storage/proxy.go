@@ -64,7 +64,10 @@ func (r *ProxyREST) Connect(ctx context.Context, name string, opts runtime.Objec
 	if r.proxy == nil {
 		return nil, apierrors.NewServiceUnavailable("this server runs without a provisioner")
 	}
-	internal, err := r.clusters.Get(ctx, name, &metav1.GetOptions{})
+	// From the watch cache (resourceVersion 0), not a read of etcd per proxied request:
+	// it trails etcd by milliseconds, well within the seconds in which a change of
+	// administrators must take effect.
+	internal, err := r.clusters.Get(ctx, name, &metav1.GetOptions{ResourceVersion: "0"})
 	if err != nil {
 		return nil, err
 	}
