@@ -205,3 +205,14 @@ func (e *Env) ClusterProcesses(ns, name string) map[int]string {
 	}
 	return procs
 }
+
+// TempDir is a directory for one test inside the stack's, removed with it: a process a
+// test starts with this directory on its command line is stopped by the watchdog too.
+func (e *Env) TempDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp(e.tmp, "test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
