@@ -117,13 +117,22 @@ func TestAllKindsAndFieldSelectors(t *testing.T) {
 		t.Errorf("plugins by cluster and type: %v, %d items", err, len(byType.Items))
 	}
 
-	proj, err := api.Projects(ns).Create(ctx, &v1alpha1.Project{ObjectMeta: metav1.ObjectMeta{GenerateName: "payments-"},
-		Spec: v1alpha1.ProjectSpec{Clusters: []string{"prod"}, Members: []v1alpha1.ProjectMember{{Kind: v1alpha1.SubjectKindUser, Name: "bob", Role: v1alpha1.ProjectRoleEdit}}}}, metav1.CreateOptions{})
+	newProject := func() *v1alpha1.Project {
+		return &v1alpha1.Project{ObjectMeta: metav1.ObjectMeta{GenerateName: "payments-"},
+			Spec: v1alpha1.ProjectSpec{Clusters: []string{"prod"}, Members: []v1alpha1.ProjectMember{{Kind: v1alpha1.SubjectKindUser, Name: "bob", Role: v1alpha1.ProjectRoleEdit}}}}
+	}
+	if _, err := api.Projects(ns).Create(ctx, newProject(), metav1.CreateOptions{}); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.clusters[0]") {
+		t.Errorf("a project naming a cluster that does not exist: %v, want Invalid naming spec.clusters[0]", err)
+	}
+	if _, err := api.Clusters(ns).Create(ctx, cluster("prod", ns), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	proj, err := api.Projects(ns).Create(ctx, newProject(), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("create project: %v", err)
 	}
-	if proj.Spec.Namespace != proj.Name || !strings.HasPrefix(proj.Name, "payments-") {
-		t.Errorf("project %s got namespace %q, want its generated name", proj.Name, proj.Spec.Namespace)
+	if proj.Spec.Namespace != proj.Name || !strings.HasPrefix(proj.Name, "payments-") || proj.Spec.NamespacePolicy != v1alpha1.ProjectNamespaceRetain {
+		t.Errorf("project %s got namespace %q and policy %q, want its generated name and Retain", proj.Name, proj.Spec.Namespace, proj.Spec.NamespacePolicy)
 	}
 	proj.Spec.Namespace = "other"
 	if _, err := api.Projects(ns).Update(ctx, proj, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) {

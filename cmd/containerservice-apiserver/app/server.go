@@ -12,8 +12,11 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/util/compatibility"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
+	"github.com/ucloudstack/containerservice/pkg/generated/clientset/versioned"
+	csinformers "github.com/ucloudstack/containerservice/pkg/generated/informers/externalversions"
 	generatedopenapi "github.com/ucloudstack/containerservice/pkg/generated/openapi"
 	"github.com/ucloudstack/containerservice/pkg/provisioner"
 	"github.com/ucloudstack/containerservice/pkg/proxy"
@@ -21,6 +24,7 @@ import (
 	clusterstorage "github.com/ucloudstack/containerservice/pkg/registry/containerservice/cluster/storage"
 	nodestorage "github.com/ucloudstack/containerservice/pkg/registry/containerservice/node/storage"
 	pluginstorage "github.com/ucloudstack/containerservice/pkg/registry/containerservice/plugin/storage"
+	"github.com/ucloudstack/containerservice/pkg/registry/containerservice/project"
 	projectstorage "github.com/ucloudstack/containerservice/pkg/registry/containerservice/project/storage"
 	"github.com/ucloudstack/containerservice/pkg/registry/specstatus"
 )
@@ -58,7 +62,13 @@ func (o *Options) newServer(ctx context.Context, driver provisioner.Driver) (*ge
 	if err != nil {
 		return nil, fmt.Errorf("create server: %w", err)
 	}
-	storage, err := newStorage(Scheme, config.RESTOptionsGetter, driver, o.Kubeconfig, o.AdminKubeconfigMaxTTL)
+	var members *proxy.Members
+	if driver != nil {
+		if members, err = addMembersIndex(server, config); err != nil {
+			return nil, err
+		}
+	}
+	storage, err := newStorage(Scheme, config.RESTOptionsGetter, driver, members, o.Kubeconfig, o.AdminKubeconfigMaxTTL)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +88,8 @@ func (o *Options) newServer(ctx context.Context, driver provisioner.Driver) (*ge
 }
 
 // newStorage returns the storage of every resource and subresource of the group.
-func newStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, driver provisioner.Driver, kubeconfig clusterstorage.KubeconfigConfig, adminMaxTTL time.Duration) (map[string]rest.Storage, error) {
+func newStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, driver provisioner.Driver, members *proxy.Members, kubeconfig clusterstorage.KubeconfigConfig, adminMaxTTL time.Duration) (map[string]rest.Storage, error) {
+	projectRefs := &project.References{}
 	kinds := []struct {
 		plural string
 		build  func(runtime.ObjectTyper, generic.RESTOptionsGetter) (*specstatus.REST, *specstatus.StatusREST, error)
@@ -86,7 +97,9 @@ func newStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, dr
 		{"clusters", clusterstorage.NewREST},
 		{"nodes", nodestorage.NewREST},
 		{"plugins", pluginstorage.NewREST},
-		{"projects", projectstorage.NewREST},
+		{"projects", func(t runtime.ObjectTyper, o generic.RESTOptionsGetter) (*specstatus.REST, *specstatus.StatusREST, error) {
+			return projectstorage.NewREST(t, o, projectRefs)
+		}},
 	}
 	storage := map[string]rest.Storage{}
 	for _, k := range kinds {
@@ -98,12 +111,38 @@ func newStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, dr
 		storage[k.plural+"/status"] = status
 	}
 	clusters := storage["clusters"].(rest.Getter)
+	projectRefs.Clusters, projectRefs.Projects = clusters, storage["projects"].(rest.Lister)
 	storage["clusters/adminkubeconfig"] = clusterstorage.NewAdminKubeconfigREST(clusters, driver, scheme, adminMaxTTL)
 	storage["clusters/kubeconfig"] = clusterstorage.NewKubeconfigREST(clusters, kubeconfig)
 	var tenantProxy *proxy.Proxy
 	if driver != nil {
 		tenantProxy = proxy.New(driver)
 	}
-	storage["clusters/proxy"] = clusterstorage.NewProxyREST(clusters, scheme, tenantProxy)
+	storage["clusters/proxy"] = clusterstorage.NewProxyREST(clusters, scheme, tenantProxy, members)
 	return storage, nil
+}
+
+// addMembersIndex keeps the tenant proxy's index of project members, fed by an informer of
+// Projects over the loopback client on every replica (the proxy serves whether or not
+// this server leads the controllers). Until the informer has synced, the index is empty
+// and project members are refused; the server is not ready before then.
+func addMembersIndex(server *genericapiserver.GenericAPIServer, config *genericapiserver.RecommendedConfig) (*proxy.Members, error) {
+	client, err := versioned.NewForConfig(config.LoopbackClientConfig)
+	if err != nil {
+		return nil, fmt.Errorf("members index client: %w", err)
+	}
+	members := proxy.NewMembers()
+	informers := csinformers.NewSharedInformerFactory(client, 0)
+	projects := informers.Containerservice().V1alpha1().Projects().Informer()
+	if _, err := projects.AddEventHandler(members.Handler()); err != nil {
+		return nil, err
+	}
+	server.AddPostStartHookOrDie("start-containerservice-members-index", func(hook genericapiserver.PostStartHookContext) error {
+		informers.Start(hook.Done())
+		if !cache.WaitForCacheSync(hook.Done(), projects.HasSynced) {
+			return fmt.Errorf("the projects informer did not sync")
+		}
+		return nil
+	})
+	return members, nil
 }

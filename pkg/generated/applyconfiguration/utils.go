@@ -72,6 +72,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &containerservicev1alpha1.ProjectClusterStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("ProjectMember"):
 		return &containerservicev1alpha1.ProjectMemberApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("ProjectRetainedNamespace"):
+		return &containerservicev1alpha1.ProjectRetainedNamespaceApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("ProjectSpec"):
 		return &containerservicev1alpha1.ProjectSpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("ProjectStatus"):

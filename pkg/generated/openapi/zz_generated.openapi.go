@@ -62,6 +62,7 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		v1alpha1.ProjectClusterStatus{}.OpenAPIModelName():         schema_pkg_apis_containerservice_v1alpha1_ProjectClusterStatus(ref),
 		v1alpha1.ProjectList{}.OpenAPIModelName():                  schema_pkg_apis_containerservice_v1alpha1_ProjectList(ref),
 		v1alpha1.ProjectMember{}.OpenAPIModelName():                schema_pkg_apis_containerservice_v1alpha1_ProjectMember(ref),
+		v1alpha1.ProjectRetainedNamespace{}.OpenAPIModelName():     schema_pkg_apis_containerservice_v1alpha1_ProjectRetainedNamespace(ref),
 		v1alpha1.ProjectSpec{}.OpenAPIModelName():                  schema_pkg_apis_containerservice_v1alpha1_ProjectSpec(ref),
 		v1alpha1.ProjectStatus{}.OpenAPIModelName():                schema_pkg_apis_containerservice_v1alpha1_ProjectStatus(ref),
 		v1alpha1.Subject{}.OpenAPIModelName():                      schema_pkg_apis_containerservice_v1alpha1_Subject(ref),
@@ -1517,6 +1518,36 @@ func schema_pkg_apis_containerservice_v1alpha1_ProjectMember(ref common.Referenc
 	}
 }
 
+func schema_pkg_apis_containerservice_v1alpha1_ProjectRetainedNamespace(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "ProjectRetainedNamespace is a namespace a project kept in a cluster it left.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"cluster": {
+						SchemaProps: spec.SchemaProps{
+							Description: "cluster is the cluster's name.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"namespace": {
+						SchemaProps: spec.SchemaProps{
+							Description: "namespace is the namespace kept there.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+				Required: []string{"cluster", "namespace"},
+			},
+		},
+	}
+}
+
 func schema_pkg_apis_containerservice_v1alpha1_ProjectSpec(ref common.ReferenceCallback) common.OpenAPIDefinition {
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
@@ -1577,6 +1608,14 @@ func schema_pkg_apis_containerservice_v1alpha1_ProjectSpec(ref common.ReferenceC
 									},
 								},
 							},
+						},
+					},
+					"namespacePolicy": {
+						SchemaProps: spec.SchemaProps{
+							Description: "namespacePolicy says what becomes of the project's namespace in a cluster the project leaves (the cluster is removed from clusters, or the project is deleted): Retain (the default) keeps the namespace and its workloads and removes only the platform's bindings; Delete deletes the namespace and everything in it.\n\nPossible enum values:\n - `\"Delete\"` deletes the namespace and everything in it.\n - `\"Retain\"` keeps the namespace and its workloads.",
+							Type:        []string{"string"},
+							Format:      "",
+							Enum:        []interface{}{"Delete", "Retain"},
 						},
 					},
 				},
@@ -1651,11 +1690,32 @@ func schema_pkg_apis_containerservice_v1alpha1_ProjectStatus(ref common.Referenc
 							Format:      "int64",
 						},
 					},
+					"retained": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-map-keys": []interface{}{
+									"cluster",
+								},
+								"x-kubernetes-list-type": "map",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "retained are the namespaces the project left behind, with their workloads, in clusters it no longer spans (namespacePolicy Retain); the platform's bindings there are gone.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1alpha1.ProjectRetainedNamespace{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
 				},
 			},
 		},
 		Dependencies: []string{
-			v1alpha1.ProjectClusterStatus{}.OpenAPIModelName(), v1.Condition{}.OpenAPIModelName()},
+			v1alpha1.ProjectClusterStatus{}.OpenAPIModelName(), v1alpha1.ProjectRetainedNamespace{}.OpenAPIModelName(), v1.Condition{}.OpenAPIModelName()},
 	}
 }
 

@@ -136,7 +136,7 @@ func TestResetFieldsForServerSideApply(t *testing.T) {
 }
 
 func TestProjectNamespaceDefaultsToItsName(t *testing.T) {
-	s := specstatus.NewStrategy(scheme, project.Kind)
+	s := specstatus.NewStrategy(scheme, project.NewKind(nil))
 	p := &cs.Project{ObjectMeta: metav1.ObjectMeta{Name: "payments-x7k2", Namespace: "acme"}}
 	s.PrepareForCreate(context.Background(), p)
 	if p.Spec.Namespace != "payments-x7k2" || p.Status.Phase != cs.ProjectPending {
@@ -167,7 +167,7 @@ func TestSelectableFieldsMatchTheScheme(t *testing.T) {
 			return f, err
 		},
 		"Project": func() (map[string]string, error) {
-			_, f, err := specstatus.NewStrategy(scheme, project.Kind).GetAttrs(&cs.Project{})
+			_, f, err := specstatus.NewStrategy(scheme, project.NewKind(nil)).GetAttrs(&cs.Project{})
 			return f, err
 		},
 	}

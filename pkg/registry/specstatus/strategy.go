@@ -40,6 +40,10 @@ type Kind[T Object] struct {
 	// Guard, if set, checks changes that depend on who makes them, through the main
 	// resource and the status subresource alike.
 	Guard func(ctx context.Context, obj, old T) field.ErrorList
+	// References, if set, checks what depends on other objects (that a referenced object
+	// exists, that no other object claims the same thing), on create (old is nil) and on
+	// changes through the main resource.
+	References func(ctx context.Context, obj, old T) field.ErrorList
 	// InitialStatus, if set, is the status of a newly created object (its first phase),
 	// written over whatever status the client sent.
 	InitialStatus func(obj T)
@@ -91,13 +95,22 @@ func (Strategy[T]) PrepareForUpdate(_ context.Context, obj, old runtime.Object) 
 }
 
 // Validate checks an object being created.
-func (s Strategy[T]) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	return s.kind.Validate(obj.(T))
+func (s Strategy[T]) Validate(ctx context.Context, obj runtime.Object) field.ErrorList {
+	errs := s.kind.Validate(obj.(T))
+	if len(errs) == 0 && s.kind.References != nil {
+		var none T
+		errs = s.kind.References(ctx, obj.(T), none)
+	}
+	return errs
 }
 
 // ValidateUpdate checks a change made through the main resource.
 func (s Strategy[T]) ValidateUpdate(ctx context.Context, obj, old runtime.Object) field.ErrorList {
-	return append(s.kind.ValidateUpdate(obj.(T), old.(T)), s.guard(ctx, obj, old)...)
+	errs := append(s.kind.ValidateUpdate(obj.(T), old.(T)), s.guard(ctx, obj, old)...)
+	if len(errs) == 0 && s.kind.References != nil {
+		errs = s.kind.References(ctx, obj.(T), old.(T))
+	}
+	return errs
 }
 
 func (s Strategy[T]) guard(ctx context.Context, obj, old runtime.Object) field.ErrorList {

@@ -50,6 +50,12 @@ var Funcs = func(runtimeserializer.CodecFactory) []any {
 				s.Enabled = &enabled
 			}
 		},
+		func(s *cs.ProjectSpec, c randfill.Continue) {
+			c.FillNoCustom(s)
+			if s.NamespacePolicy == "" {
+				s.NamespacePolicy = cs.ProjectNamespaceRetain
+			}
+		},
 	}
 }
 

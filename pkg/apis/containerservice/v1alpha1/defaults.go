@@ -114,3 +114,11 @@ func SetDefaults_AdminKubeconfigRequestSpec(spec *AdminKubeconfigRequestSpec) {
 		spec.Endpoint = EndpointExternal
 	}
 }
+
+// SetDefaults_ProjectSpec keeps a project's namespaces when it leaves a cluster, unless
+// the tenant asks for their deletion.
+func SetDefaults_ProjectSpec(spec *ProjectSpec) {
+	if spec.NamespacePolicy == "" {
+		spec.NamespacePolicy = ProjectNamespaceRetain
+	}
+}

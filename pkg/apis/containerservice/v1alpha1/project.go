@@ -44,7 +44,24 @@ type ProjectSpec struct {
 	// +listMapKey=kind
 	// +listMapKey=name
 	Members []ProjectMember `json:"members,omitempty"`
+	// namespacePolicy says what becomes of the project's namespace in a cluster the
+	// project leaves (the cluster is removed from clusters, or the project is deleted):
+	// Retain (the default) keeps the namespace and its workloads and removes only the
+	// platform's bindings; Delete deletes the namespace and everything in it.
+	// +optional
+	NamespacePolicy ProjectNamespacePolicy `json:"namespacePolicy,omitempty"`
 }
+
+// ProjectNamespacePolicy is what becomes of a project's namespace in a cluster it leaves.
+// +enum
+type ProjectNamespacePolicy string
+
+const (
+	// ProjectNamespaceRetain keeps the namespace and its workloads.
+	ProjectNamespaceRetain ProjectNamespacePolicy = "Retain"
+	// ProjectNamespaceDelete deletes the namespace and everything in it.
+	ProjectNamespaceDelete ProjectNamespacePolicy = "Delete"
+)
 
 // ProjectRole is a permission group a project member is bound to.
 // +enum
@@ -101,6 +118,21 @@ type ProjectStatus struct {
 	// observedGeneration is the metadata.generation this status reflects.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// retained are the namespaces the project left behind, with their workloads, in
+	// clusters it no longer spans (namespacePolicy Retain); the platform's bindings there
+	// are gone.
+	// +optional
+	// +listType=map
+	// +listMapKey=cluster
+	Retained []ProjectRetainedNamespace `json:"retained,omitempty"`
+}
+
+// ProjectRetainedNamespace is a namespace a project kept in a cluster it left.
+type ProjectRetainedNamespace struct {
+	// cluster is the cluster's name.
+	Cluster string `json:"cluster"`
+	// namespace is the namespace kept there.
+	Namespace string `json:"namespace"`
 }
 
 // ProjectClusterStatus is a project's state in one cluster.

@@ -48,3 +48,17 @@ const (
 	// ClusterConditionSchedulerReady is True when kube-scheduler answers /healthz.
 	ClusterConditionSchedulerReady = "SchedulerReady"
 )
+
+// Names of the Project contract.
+const (
+	// ProjectFinalizer keeps a Project until the platform removed its bindings (and,
+	// with namespacePolicy Delete, its namespaces) from every cluster it spanned.
+	ProjectFinalizer = GroupName + "/project-bindings"
+	// ProjectLabel marks, with the project's name, what the platform put into a user
+	// cluster for a project (its namespace, its RoleBindings) and into the tenant
+	// namespace on the host (the members' Role and RoleBinding).
+	ProjectLabel = GroupName + "/project"
+	// ProjectConditionReady is True when the project's namespace and bindings are in
+	// place in every cluster it spans.
+	ProjectConditionReady = "Ready"
+)

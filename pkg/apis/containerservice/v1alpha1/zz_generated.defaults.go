@@ -36,6 +36,8 @@ func RegisterDefaults(scheme *runtime.Scheme) error {
 	scheme.AddTypeDefaultingFunc(&NodeList{}, func(obj interface{}) { SetObjectDefaults_NodeList(obj.(*NodeList)) })
 	scheme.AddTypeDefaultingFunc(&Plugin{}, func(obj interface{}) { SetObjectDefaults_Plugin(obj.(*Plugin)) })
 	scheme.AddTypeDefaultingFunc(&PluginList{}, func(obj interface{}) { SetObjectDefaults_PluginList(obj.(*PluginList)) })
+	scheme.AddTypeDefaultingFunc(&Project{}, func(obj interface{}) { SetObjectDefaults_Project(obj.(*Project)) })
+	scheme.AddTypeDefaultingFunc(&ProjectList{}, func(obj interface{}) { SetObjectDefaults_ProjectList(obj.(*ProjectList)) })
 	return nil
 }
 
@@ -73,5 +75,16 @@ func SetObjectDefaults_PluginList(in *PluginList) {
 	for i := range in.Items {
 		a := &in.Items[i]
 		SetObjectDefaults_Plugin(a)
+	}
+}
+
+func SetObjectDefaults_Project(in *Project) {
+	SetDefaults_ProjectSpec(&in.Spec)
+}
+
+func SetObjectDefaults_ProjectList(in *ProjectList) {
+	for i := range in.Items {
+		a := &in.Items[i]
+		SetObjectDefaults_Project(a)
 	}
 }

@@ -167,6 +167,11 @@ func (in ProjectMember) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in ProjectRetainedNamespace) OpenAPIModelName() string {
+	return "io.ucloudstack.containerservice.v1alpha1.ProjectRetainedNamespace"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in ProjectSpec) OpenAPIModelName() string {
 	return "io.ucloudstack.containerservice.v1alpha1.ProjectSpec"
 }

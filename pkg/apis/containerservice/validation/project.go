@@ -8,7 +8,10 @@ import (
 	cs "github.com/ucloudstack/containerservice/pkg/apis/containerservice"
 )
 
-var projectRoles = sets.New(string(cs.ProjectRoleAdmin), string(cs.ProjectRoleEdit), string(cs.ProjectRoleView))
+var (
+	projectRoles             = sets.New(string(cs.ProjectRoleAdmin), string(cs.ProjectRoleEdit), string(cs.ProjectRoleView))
+	projectNamespacePolicies = sets.New(string(cs.ProjectNamespaceRetain), string(cs.ProjectNamespaceDelete))
+)
 
 // reservedNamespaces are namespaces of user clusters a project may not take over: the
 // platform's own and Kubernetes' built-in ones.
@@ -61,6 +64,10 @@ func validateProjectSpec(spec *cs.ProjectSpec, fld *field.Path) field.ErrorList 
 		for _, msg := range apivalidation.ValidateNamespaceName(spec.Namespace, false) {
 			errs = append(errs, field.Invalid(nsPath, spec.Namespace, msg))
 		}
+	}
+
+	if !projectNamespacePolicies.Has(string(spec.NamespacePolicy)) {
+		errs = append(errs, field.NotSupported(fld.Child("namespacePolicy"), spec.NamespacePolicy, sets.List(projectNamespacePolicies)))
 	}
 
 	members := sets.New[cs.Subject]()

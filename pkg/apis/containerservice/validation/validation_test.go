@@ -345,9 +345,10 @@ func validProject() *cs.Project {
 	return &cs.Project{
 		ObjectMeta: meta("payments"),
 		Spec: cs.ProjectSpec{
-			DisplayName: "Payments",
-			Clusters:    []string{"prod", "dev"},
-			Namespace:   "payments",
+			DisplayName:     "Payments",
+			Clusters:        []string{"prod", "dev"},
+			Namespace:       "payments",
+			NamespacePolicy: cs.ProjectNamespaceRetain,
 			Members: []cs.ProjectMember{
 				{Kind: cs.SubjectKindUser, Name: "bob@example.com", Role: cs.ProjectRoleEdit},
 				{Kind: cs.SubjectKindGroup, Name: "payments-admins", Role: cs.ProjectRoleAdmin},
@@ -373,6 +374,7 @@ func TestValidateProject(t *testing.T) {
 		"system: group":       {func(p *cs.Project) { p.Spec.Members[1].Name = "system:authenticated" }, []string{forbidden + "spec.members[1].name"}},
 		"member kind unknown": {func(p *cs.Project) { p.Spec.Members[0].Kind = "Robot" }, []string{unsupported + "spec.members[0].kind"}},
 		"member kind missing": {func(p *cs.Project) { p.Spec.Members[0].Kind = "" }, []string{required + "spec.members[0].kind"}},
+		"unknown policy":      {func(p *cs.Project) { p.Spec.NamespacePolicy = "Archive" }, []string{unsupported + "spec.namespacePolicy"}},
 		"member twice": {func(p *cs.Project) {
 			p.Spec.Members = append(p.Spec.Members, cs.ProjectMember{Kind: cs.SubjectKindUser, Name: "bob@example.com", Role: cs.ProjectRoleView})
 		}, []string{duplicate + "spec.members[2]"}},

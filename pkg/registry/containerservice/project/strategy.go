@@ -9,13 +9,17 @@ import (
 	"github.com/ucloudstack/containerservice/pkg/registry/specstatus"
 )
 
-// Kind is the registry's treatment of Projects.
-var Kind = specstatus.Kind[*cs.Project]{
-	Validate:             validation.ValidateProject,
-	ValidateUpdate:       validation.ValidateProjectUpdate,
-	ValidateStatusUpdate: validation.ValidateProjectStatusUpdate,
-	InitialStatus:        func(o *cs.Project) { o.Status.Phase = cs.ProjectPending },
-	Default:              defaultNamespace,
+// NewKind is the registry's treatment of Projects, with refs checking what they say of
+// other objects.
+func NewKind(refs *References) specstatus.Kind[*cs.Project] {
+	return specstatus.Kind[*cs.Project]{
+		Validate:             validation.ValidateProject,
+		ValidateUpdate:       validation.ValidateProjectUpdate,
+		ValidateStatusUpdate: validation.ValidateProjectStatusUpdate,
+		References:           refs.Check,
+		InitialStatus:        func(o *cs.Project) { o.Status.Phase = cs.ProjectPending },
+		Default:              defaultNamespace,
+	}
 }
 
 // defaultNamespace names the project's namespace in user clusters after the project. It
@@ -23,5 +27,8 @@ var Kind = specstatus.Kind[*cs.Project]{
 func defaultNamespace(_ context.Context, p *cs.Project) {
 	if p.Spec.Namespace == "" {
 		p.Spec.Namespace = p.Name
+	}
+	if p.Spec.NamespacePolicy == "" {
+		p.Spec.NamespacePolicy = cs.ProjectNamespaceRetain
 	}
 }

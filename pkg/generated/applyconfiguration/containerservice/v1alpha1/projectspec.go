@@ -18,6 +18,10 @@ limitations under the License.
 
 package v1alpha1
 
+import (
+	containerservicev1alpha1 "github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
+)
+
 // ProjectSpecApplyConfiguration represents a declarative configuration of the ProjectSpec type for use
 // with apply.
 //
@@ -32,6 +36,11 @@ type ProjectSpecApplyConfiguration struct {
 	Namespace *string `json:"namespace,omitempty"`
 	// members are the users and groups of the project and their roles.
 	Members []ProjectMemberApplyConfiguration `json:"members,omitempty"`
+	// namespacePolicy says what becomes of the project's namespace in a cluster the
+	// project leaves (the cluster is removed from clusters, or the project is deleted):
+	// Retain (the default) keeps the namespace and its workloads and removes only the
+	// platform's bindings; Delete deletes the namespace and everything in it.
+	NamespacePolicy *containerservicev1alpha1.ProjectNamespacePolicy `json:"namespacePolicy,omitempty"`
 }
 
 // ProjectSpecApplyConfiguration constructs a declarative configuration of the ProjectSpec type for use with
@@ -76,5 +85,13 @@ func (b *ProjectSpecApplyConfiguration) WithMembers(values ...*ProjectMemberAppl
 		}
 		b.Members = append(b.Members, *values[i])
 	}
+	return b
+}
+
+// WithNamespacePolicy sets the NamespacePolicy field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the NamespacePolicy field is set to the value of the last call.
+func (b *ProjectSpecApplyConfiguration) WithNamespacePolicy(value containerservicev1alpha1.ProjectNamespacePolicy) *ProjectSpecApplyConfiguration {
+	b.NamespacePolicy = &value
 	return b
 }

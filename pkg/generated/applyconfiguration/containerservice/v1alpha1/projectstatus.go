@@ -36,6 +36,10 @@ type ProjectStatusApplyConfiguration struct {
 	Conditions []v1.ConditionApplyConfiguration `json:"conditions,omitempty"`
 	// observedGeneration is the metadata.generation this status reflects.
 	ObservedGeneration *int64 `json:"observedGeneration,omitempty"`
+	// retained are the namespaces the project left behind, with their workloads, in
+	// clusters it no longer spans (namespacePolicy Retain); the platform's bindings there
+	// are gone.
+	Retained []ProjectRetainedNamespaceApplyConfiguration `json:"retained,omitempty"`
 }
 
 // ProjectStatusApplyConfiguration constructs a declarative configuration of the ProjectStatus type for use with
@@ -83,5 +87,18 @@ func (b *ProjectStatusApplyConfiguration) WithConditions(values ...*v1.Condition
 // If called multiple times, the ObservedGeneration field is set to the value of the last call.
 func (b *ProjectStatusApplyConfiguration) WithObservedGeneration(value int64) *ProjectStatusApplyConfiguration {
 	b.ObservedGeneration = &value
+	return b
+}
+
+// WithRetained adds the given value to the Retained field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the Retained field.
+func (b *ProjectStatusApplyConfiguration) WithRetained(values ...*ProjectRetainedNamespaceApplyConfiguration) *ProjectStatusApplyConfiguration {
+	for i := range values {
+		if values[i] == nil {
+			panic("nil value passed to WithRetained")
+		}
+		b.Retained = append(b.Retained, *values[i])
+	}
 	return b
 }

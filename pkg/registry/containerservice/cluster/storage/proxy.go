@@ -24,14 +24,15 @@ type ProxyREST struct {
 	clusters rest.Getter
 	scheme   *runtime.Scheme
 	proxy    *proxy.Proxy
+	members  *proxy.Members
 }
 
 var _ rest.Connecter = &ProxyREST{}
 
 // NewProxyREST returns the subresource; p may be nil when the server runs without a
-// provisioner (requests then get 503).
-func NewProxyREST(clusters rest.Getter, scheme *runtime.Scheme, p *proxy.Proxy) *ProxyREST {
-	return &ProxyREST{clusters: clusters, scheme: scheme, proxy: p}
+// provisioner (requests then get 503). members holds the projects' members.
+func NewProxyREST(clusters rest.Getter, scheme *runtime.Scheme, p *proxy.Proxy, members *proxy.Members) *ProxyREST {
+	return &ProxyREST{clusters: clusters, scheme: scheme, proxy: p, members: members}
 }
 
 // New returns the options object.
@@ -75,21 +76,30 @@ func (r *ProxyREST) Connect(ctx context.Context, name string, opts runtime.Objec
 	if err := r.scheme.Convert(internal, &cluster, nil); err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}
-	target, ok := proxy.TargetFor(&cluster, caller)
-	if !ok {
+	target, decision := proxy.TargetFor(&cluster, r.members, caller)
+	switch decision {
+	case proxy.Allowed:
+	case proxy.NotReady:
+		return nil, retryLater(fmt.Sprintf("the bindings of %q in cluster %s are being put in place; try again in a moment", caller.GetName(), name), 1)
+	default:
 		return nil, apierrors.NewForbidden(cs.Resource("clusters/proxy"), name,
-			fmt.Errorf("%q has no identity in cluster %s: only its administrators may enter it", caller.GetName(), name))
+			fmt.Errorf("%q has no identity in cluster %s: neither one of its administrators nor a member of a project placed in it", caller.GetName(), name))
 	}
 	switch cluster.Status.Phase {
 	case v1alpha1.ClusterRunning, v1alpha1.ClusterUpdating:
 	default:
-		unavailable := apierrors.NewServiceUnavailable(fmt.Sprintf("cluster %s is %s; try again once it is Running", name, cluster.Status.Phase))
-		unavailable.ErrStatus.Details = &metav1.StatusDetails{RetryAfterSeconds: 5}
-		return nil, unavailable
+		return nil, retryLater(fmt.Sprintf("cluster %s is %s; try again once it is Running", name, cluster.Status.Phase), 5)
 	}
 	h, err := r.proxy.Handler(ctx, &cluster, target, options.Path, utilproxy.NewErrorResponder(responder))
 	if err != nil {
 		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("reach cluster %s: %v", name, err))
 	}
 	return h, nil
+}
+
+// retryLater is a 503 with Retry-After, which client-go and kubectl wait for and retry.
+func retryLater(msg string, seconds int32) error {
+	unavailable := apierrors.NewServiceUnavailable(msg)
+	unavailable.ErrStatus.Details = &metav1.StatusDetails{RetryAfterSeconds: seconds}
+	return unavailable
 }

@@ -13,9 +13,10 @@ import (
 	"github.com/ucloudstack/containerservice/pkg/registry/table"
 )
 
-// NewREST returns the storage of projects and of their status subresource.
-func NewREST(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter) (*specstatus.REST, *specstatus.StatusREST, error) {
-	return specstatus.NewStorage(typer, optsGetter, project.Kind, specstatus.Resource[*cs.Project]{
+// NewREST returns the storage of projects and of their status subresource; refs checks
+// what projects say of other objects.
+func NewREST(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter, refs *project.References) (*specstatus.REST, *specstatus.StatusREST, error) {
+	return specstatus.NewStorage(typer, optsGetter, project.NewKind(refs), specstatus.Resource[*cs.Project]{
 		Plural:     "projects",
 		Singular:   "project",
 		ShortNames: []string{"proj"},
