@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"slices"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apiserver/pkg/authentication/user"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
@@ -20,6 +22,10 @@ type Target struct {
 	ServiceAccount string
 	// Username is the caller's platform username.
 	Username string
+	// Groups are the caller's groups that the cluster's administrators or its projects'
+	// members name: impersonated along with the ServiceAccount, so that bindings of those
+	// groups apply. The proxy identity may impersonate exactly these group names.
+	Groups []string
 }
 
 // Impersonated is the username the user cluster sees.
@@ -27,19 +33,54 @@ func (t Target) Impersonated() string {
 	return "system:serviceaccount:" + identity.UsersNamespace + ":" + t.ServiceAccount
 }
 
-// TargetFor decides, from the Cluster alone, whether the caller has an identity inside
-// it: administrators named as users do (their ServiceAccount is bound to cluster-admin).
-// Everyone else has none and is refused before anything is forwarded. Built-in
-// identities (system:*) never have one.
-func TargetFor(c *v1alpha1.Cluster, caller user.Info) (Target, bool) {
+// Decision is whether a caller may enter a cluster.
+type Decision int
+
+const (
+	// Forbidden: the caller has no identity in the cluster.
+	Forbidden Decision = iota
+	// Allowed: the caller enters as the Target.
+	Allowed
+	// NotReady: a project names the caller, but its bindings are still being put in place.
+	NotReady
+)
+
+// TargetFor decides, from our own objects alone, whether the caller has an identity
+// inside the cluster: its administrators (users, and members of its administrator
+// groups) do, and so do the members of the projects placed in it (members holds them).
+// Everyone else has none and is refused before anything is forwarded. Built-in identities
+// and groups (system:*) never count.
+func TargetFor(c *v1alpha1.Cluster, members *Members, caller user.Info) (Target, Decision) {
 	name := caller.GetName()
 	if name == "" || strings.HasPrefix(name, "system:") {
-		return Target{}, false
+		return Target{}, Forbidden
 	}
-	for _, a := range c.Spec.Administrators {
-		if a.Kind == v1alpha1.SubjectKindUser && a.Name == name {
-			return Target{ServiceAccount: identity.ServiceAccountName(name), Username: name}, true
+	var callerGroups []string
+	for _, g := range caller.GetGroups() {
+		if !strings.HasPrefix(g, "system:") {
+			callerGroups = append(callerGroups, g)
 		}
 	}
-	return Target{}, false
+	admin, groups := false, sets.New[string]()
+	for _, a := range c.Spec.Administrators {
+		switch {
+		case a.Kind == v1alpha1.SubjectKindUser && a.Name == name:
+			admin = true
+		case a.Kind == v1alpha1.SubjectKindGroup && slices.Contains(callerGroups, a.Name):
+			admin = true
+			groups.Insert(a.Name)
+		}
+	}
+	var m Membership
+	if members != nil {
+		m = members.Lookup(c.Namespace, c.Name, name, callerGroups)
+	}
+	groups.Insert(m.Groups...)
+	switch {
+	case admin || m.Member:
+		return Target{ServiceAccount: identity.ServiceAccountName(name), Username: name, Groups: sets.List(groups)}, Allowed
+	case m.Pending:
+		return Target{}, NotReady
+	}
+	return Target{}, Forbidden
 }

@@ -44,6 +44,7 @@ func (p *Proxy) Handler(ctx context.Context, c *v1alpha1.Cluster, target Target,
 	}
 	impersonation := transport.ImpersonationConfig{
 		UserName: target.Impersonated(),
+		Groups:   target.Groups,
 		Extra:    map[string][]string{UsernameExtra: {target.Username}},
 	}
 	if path == "" || !strings.HasPrefix(path, "/") {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -103,8 +104,8 @@ func (responder) Error(w http.ResponseWriter, _ *http.Request, err error) {
 // front serves the proxy for path, as the registry's Connect would.
 func front(t *testing.T, p *Proxy, path string) *httptest.Server {
 	t.Helper()
-	target, ok := TargetFor(cluster(), admin)
-	if !ok {
+	target, decision := TargetFor(cluster(), nil, admin)
+	if decision != Allowed {
 		t.Fatal("the administrator has no target")
 	}
 	h, err := p.Handler(context.Background(), cluster(), target, path, responder{})
@@ -119,19 +120,82 @@ func front(t *testing.T, p *Proxy, path string) *httptest.Server {
 func TestTargetFor(t *testing.T) {
 	c := cluster()
 	c.Spec.Administrators = append(c.Spec.Administrators, v1alpha1.Subject{Kind: v1alpha1.SubjectKindGroup, Name: "ops"})
-	if tgt, ok := TargetFor(c, admin); !ok || tgt.Impersonated() != "system:serviceaccount:ucs-users:"+tgt.ServiceAccount || tgt.Username != admin.Name {
-		t.Errorf("administrator: %+v %v", tgt, ok)
+	if tgt, d := TargetFor(c, nil, admin); d != Allowed || tgt.Impersonated() != "system:serviceaccount:ucs-users:"+tgt.ServiceAccount || tgt.Username != admin.Name || len(tgt.Groups) != 0 {
+		t.Errorf("administrator: %+v %v", tgt, d)
+	}
+	if tgt, d := TargetFor(c, nil, &user.DefaultInfo{Name: "bob@example.com", Groups: []string{"ops", "dev"}}); d != Allowed || !slices.Equal(tgt.Groups, []string{"ops"}) {
+		t.Errorf("member of an administrator group: %+v %v, want allowed with the group ops only", tgt, d)
 	}
 	for _, u := range []user.Info{
-		&user.DefaultInfo{Name: "bob@example.com", Groups: []string{"ops"}}, // a group administrator has no ServiceAccount (yet)
-		&user.DefaultInfo{Name: "Alice@example.com"},                        // names are exact
-		&user.DefaultInfo{Name: "system:admin", Groups: []string{"system:masters"}},
+		&user.DefaultInfo{Name: "Alice@example.com"}, // names are exact
+		&user.DefaultInfo{Name: "system:admin", Groups: []string{"system:masters", "ops"}},
 		&user.DefaultInfo{Name: ""},
+		&user.DefaultInfo{Name: "mallory@example.com", Groups: []string{"system:masters"}},
 	} {
-		if tgt, ok := TargetFor(c, u); ok {
-			t.Errorf("%q got an identity: %+v", u.GetName(), tgt)
+		if tgt, d := TargetFor(c, nil, u); d != Forbidden {
+			t.Errorf("%q got an identity: %+v %v", u.GetName(), tgt, d)
 		}
 	}
+}
+
+func TestProjectMembers(t *testing.T) {
+	c := cluster()
+	members := NewMembers()
+	h := members.Handler()
+	p := &v1alpha1.Project{ObjectMeta: metav1.ObjectMeta{Name: "payments", Namespace: "acme", UID: "p1", Generation: 1},
+		Spec: v1alpha1.ProjectSpec{Clusters: []string{"prod"}, Members: []v1alpha1.ProjectMember{
+			{Kind: v1alpha1.SubjectKindUser, Name: "carol@example.com", Role: v1alpha1.ProjectRoleEdit},
+			{Kind: v1alpha1.SubjectKindGroup, Name: "payments", Role: v1alpha1.ProjectRoleView},
+			{Kind: v1alpha1.SubjectKindGroup, Name: "system:authenticated", Role: v1alpha1.ProjectRoleView},
+		}}}
+	other := &v1alpha1.Project{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "acme", UID: "p2", Generation: 1},
+		Spec:   v1alpha1.ProjectSpec{Clusters: []string{"dev"}, Members: []v1alpha1.ProjectMember{{Kind: v1alpha1.SubjectKindUser, Name: "dave@example.com", Role: v1alpha1.ProjectRoleAdmin}}},
+		Status: v1alpha1.ProjectStatus{Clusters: []v1alpha1.ProjectClusterStatus{{Name: "dev", Phase: v1alpha1.ProjectReady, ObservedGeneration: 1}}}}
+	h.OnAdd(p, false)
+	h.OnAdd(other, false)
+	carol := &user.DefaultInfo{Name: "carol@example.com"}
+	erin := &user.DefaultInfo{Name: "erin@example.com", Groups: []string{"payments", "system:authenticated"}}
+	dave := &user.DefaultInfo{Name: "dave@example.com"}
+	expect := func(u user.Info, want Decision, groups ...string) {
+		t.Helper()
+		tgt, d := TargetFor(c, members, u)
+		if d != want || (d == Allowed && !slices.Equal(tgt.Groups, groups)) {
+			t.Errorf("%s: %v %+v, want %v with groups %v", u.GetName(), d, tgt.Groups, want, groups)
+		}
+	}
+	// Not converged yet: members wait, others are refused.
+	expect(carol, NotReady)
+	expect(erin, NotReady)
+	expect(dave, Forbidden) // a member of a project placed in another cluster
+
+	converged := p.DeepCopy()
+	converged.Status.Clusters = []v1alpha1.ProjectClusterStatus{{Name: "prod", Phase: v1alpha1.ProjectReady, ObservedGeneration: 1}}
+	h.OnUpdate(p, converged)
+	expect(carol, Allowed)
+	expect(erin, Allowed, "payments") // never system:authenticated, though a project names it
+
+	// dave is added: he waits for the bindings, carol keeps her access meanwhile.
+	added := converged.DeepCopy()
+	added.Generation = 2
+	added.Spec.Members = append(added.Spec.Members, v1alpha1.ProjectMember{Kind: v1alpha1.SubjectKindUser, Name: "dave@example.com", Role: v1alpha1.ProjectRoleView})
+	h.OnUpdate(converged, added)
+	expect(dave, NotReady)
+	expect(carol, Allowed)
+
+	// carol is removed: out at once, before the controller removed her binding.
+	removed := added.DeepCopy()
+	removed.Generation = 3
+	removed.Spec.Members = removed.Spec.Members[1:]
+	h.OnUpdate(added, removed)
+	expect(carol, Forbidden)
+
+	// A project being deleted grants nothing; a deleted one neither.
+	deleting := removed.DeepCopy()
+	deleting.DeletionTimestamp = &metav1.Time{Time: time.Now()}
+	h.OnUpdate(removed, deleting)
+	expect(erin, Forbidden)
+	h.OnDelete(deleting)
+	expect(erin, Forbidden)
 }
 
 // TestNothingTheCallerSendsSpeaksForThem sends every header through which a caller
@@ -173,7 +237,7 @@ func TestNothingTheCallerSendsSpeaksForThem(t *testing.T) {
 		t.Fatalf("%d requests reached the cluster", len(got))
 	}
 	h := got[0].Header
-	tgt, _ := TargetFor(cluster(), admin)
+	tgt, _ := TargetFor(cluster(), nil, admin)
 	want := "system:serviceaccount:ucs-users:" + tgt.ServiceAccount
 	if v := h.Values("Impersonate-User"); len(v) != 1 || v[0] != want {
 		t.Errorf("Impersonate-User %v, want exactly %s", v, want)

@@ -94,6 +94,10 @@ func NewOptions() *Options {
 	// library's default is 100), so that a console or controller watching through the
 	// proxy many clusters' objects at once is not held up by its own connection.
 	o.Recommended.SecureServing.HTTP2MaxStreamsPerConnection = 1000
+	// Someone just added to a project is let in within the second: a denial of the host's
+	// SubjectAccessReview is remembered 1 s, not the library's 10 s (still enough to keep a
+	// flood of refused requests from becoming a flood of reviews).
+	o.Recommended.Authorization.DenyCacheTTL = time.Second
 	return o
 }
 
