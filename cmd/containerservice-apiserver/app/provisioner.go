@@ -22,6 +22,7 @@ import (
 	"github.com/ucloudstack/containerservice/pkg/provisioner"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/clustercontroller"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/controller"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/projectcontroller"
 )
 
 // addProvisioner runs the provisioner's controllers once the server serves: Events to the
@@ -51,7 +52,14 @@ func (o *Options) addProvisioner(server *genericapiserver.GenericAPIServer, conf
 			klog.ErrorS(err, "Cannot start the cluster controller")
 			return
 		}
+		projects, err := projectcontroller.New(client, host, informers.Containerservice().V1alpha1().Projects(),
+			informers.Containerservice().V1alpha1().Clusters(), driver, recorder)
+		if err != nil {
+			klog.ErrorS(err, "Cannot start the project controller")
+			return
+		}
 		informers.Start(ctx.Done())
+		go projects.Run(ctx, o.Workers)
 		clusters.Run(ctx, o.Workers)
 		informers.Shutdown()
 	}

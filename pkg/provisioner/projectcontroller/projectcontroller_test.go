@@ -1,0 +1,115 @@
+package projectcontroller
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/identity"
+)
+
+func testProject() *v1alpha1.Project {
+	return &v1alpha1.Project{ObjectMeta: metav1.ObjectMeta{Name: "payments", Namespace: "acme"},
+		Spec: v1alpha1.ProjectSpec{Namespace: "pay", Clusters: []string{"prod", "dev"}, Members: []v1alpha1.ProjectMember{
+			{Kind: v1alpha1.SubjectKindUser, Name: "bob@example.com", Role: v1alpha1.ProjectRoleEdit},
+			{Kind: v1alpha1.SubjectKindGroup, Name: "payments", Role: v1alpha1.ProjectRoleEdit},
+			{Kind: v1alpha1.SubjectKindUser, Name: "alice@example.com", Role: v1alpha1.ProjectRoleEdit},
+			{Kind: v1alpha1.SubjectKindUser, Name: "carol@example.com", Role: v1alpha1.ProjectRoleView},
+		}}}
+}
+
+// TestBindingsGrowWithRolesNotPeople: one RoleBinding per role that has members, with
+// every member of the role in it, in a stable order.
+func TestBindingsGrowWithRolesNotPeople(t *testing.T) {
+	got := desiredBindings(testProject())
+	if len(got) != 2 || got["ucs:project:edit"] == nil || got["ucs:project:view"] == nil {
+		t.Fatalf("bindings %v, want edit and view only", got)
+	}
+	edit := got["ucs:project:edit"]
+	want := []rbacv1.Subject{
+		{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "payments"},
+		{Kind: rbacv1.ServiceAccountKind, Namespace: identity.UsersNamespace, Name: identity.ServiceAccountName("alice@example.com")},
+		{Kind: rbacv1.ServiceAccountKind, Namespace: identity.UsersNamespace, Name: identity.ServiceAccountName("bob@example.com")},
+	}
+	if !slices.Equal(edit.Subjects, want) || edit.RoleRef.Name != "ucs:edit" || edit.Namespace != "pay" {
+		t.Errorf("edit binding %+v", edit)
+	}
+}
+
+// TestHostRulesNameEveryResource: a rule without resourceNames would grant every
+// project or cluster of the tenant.
+func TestHostRulesNameEveryResource(t *testing.T) {
+	p := testProject()
+	for _, clusters := range [][]string{nil, {"prod", "dev"}} {
+		p.Spec.Clusters = clusters
+		rules := hostRules(p)
+		if len(rules) != 1+2*min(1, len(clusters)) {
+			t.Errorf("clusters %v: %d rules", clusters, len(rules))
+		}
+		for _, r := range rules {
+			if len(r.ResourceNames) == 0 {
+				t.Errorf("clusters %v: a rule for every object: %+v", clusters, r)
+			}
+		}
+	}
+}
+
+// TestProxyGroupsAreExact: the proxy may impersonate the named groups and nothing else;
+// with none, the role has no rule at all.
+func TestProxyGroupsAreExact(t *testing.T) {
+	ctx := context.Background()
+	client := fake.NewClientset()
+	for _, groups := range [][]string{{"web", "payments"}, {"payments"}, nil} {
+		if err := syncProxyGroups(ctx, client, sets.New(groups...)); err != nil {
+			t.Fatal(err)
+		}
+		role, err := client.RbacV1().ClusterRoles().Get(ctx, ProxyGroupsRole, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(groups) == 0 {
+			if len(role.Rules) != 0 {
+				t.Errorf("no groups, yet rules %+v", role.Rules)
+			}
+			continue
+		}
+		if len(role.Rules) != 1 || !slices.Equal(role.Rules[0].ResourceNames, sets.List(sets.New(groups...))) || !slices.Equal(role.Rules[0].Resources, []string{"groups"}) {
+			t.Errorf("groups %v: rules %+v", groups, role.Rules)
+		}
+	}
+	b, err := client.RbacV1().ClusterRoleBindings().Get(ctx, ProxyGroupsRole, metav1.GetOptions{})
+	if err != nil || len(b.Subjects) != 1 || b.Subjects[0].Name != identity.ProxyUser {
+		t.Errorf("binding %+v (%v)", b, err)
+	}
+}
+
+// TestServiceAccountsPruned: ours nobody uses go, others are left alone, missing ones
+// come with the username annotation.
+func TestServiceAccountsPruned(t *testing.T) {
+	ctx := context.Background()
+	old := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: identity.ServiceAccountName("old@example.com"), Namespace: identity.UsersNamespace, Labels: managed}}
+	theirs := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "robot", Namespace: identity.UsersNamespace}}
+	client := fake.NewClientset(old, theirs)
+	if err := syncServiceAccounts(ctx, client, sets.New("alice@example.com")); err != nil {
+		t.Fatal(err)
+	}
+	list, err := client.CoreV1().ServiceAccounts(identity.UsersNamespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, sa := range list.Items {
+		got[sa.Name] = sa.Annotations[v1alpha1.UsernameAnnotation]
+	}
+	want := map[string]string{"robot": "", identity.ServiceAccountName("alice@example.com"): "alice@example.com"}
+	if len(got) != len(want) || got["robot"] != "" || got[identity.ServiceAccountName("alice@example.com")] != "alice@example.com" {
+		t.Errorf("ServiceAccounts %v, want %v", got, want)
+	}
+}
