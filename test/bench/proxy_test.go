@@ -81,7 +81,7 @@ func BenchmarkProxy(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	token := benchToken(ctx, b, env)
+	token := idTokenFor(ctx, b, env, "alice@example.com", "alice")
 	proxyPath := "/apis/containerservice.ucloudstack.io/v1alpha1/namespaces/bench/clusters/p/proxy"
 	server, err := env.DirectConfig()
 	if err != nil {
@@ -290,7 +290,8 @@ func configMapWatchLatency(ctx context.Context, b *testing.B, kc kubernetes.Inte
 	return lat[len(lat)/2]
 }
 
-func benchToken(ctx context.Context, b *testing.B, env *framework.Env) string {
+// idTokenFor logs a person in at the stack's issuer with the device grant.
+func idTokenFor(ctx context.Context, b *testing.B, env *framework.Env, user, password string) string {
 	ca, err := os.ReadFile(env.CAFile())
 	if err != nil {
 		b.Fatal(err)
@@ -298,7 +299,7 @@ func benchToken(ctx context.Context, b *testing.B, env *framework.Env) string {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	tok, err := login.Device(ctx, client, env.Issuer().URL(), issuer.ClientID, &login.Credentials{Username: "alice@example.com", Password: "alice"}, nil)
+	tok, err := login.Device(ctx, client, env.Issuer().URL(), issuer.ClientID, &login.Credentials{Username: user, Password: password}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

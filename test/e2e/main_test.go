@@ -37,6 +37,7 @@ func TestMain(m *testing.M) {
 		{Name: "alice@example.com", Password: "alice", Groups: []string{"team-a"}},
 		{Name: "bob@example.com", Password: "bob", Groups: []string{"team-a"}},
 		{Name: "eve@example.com", Password: "eve", Groups: []string{"team-b"}},
+		{Name: "carol@example.com", Password: "carol", Groups: []string{"payments"}},
 	}}}, &env))
 }
 

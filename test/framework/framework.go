@@ -123,8 +123,14 @@ func Start(ctx context.Context, cfg stack.Config) (*Env, error) {
 	return env, nil
 }
 
-// Stop stops every process and removes the state directory.
+// Stop stops every process and removes the state directory. With
+// CONTAINERSERVICE_TEST_LOGS set to a directory, the server's log is copied there first.
 func (e *Env) Stop() {
+	if dir := os.Getenv("CONTAINERSERVICE_TEST_LOGS"); dir != "" {
+		if data, err := os.ReadFile(e.ServerLog()); err == nil && os.MkdirAll(dir, 0o755) == nil {
+			_ = os.WriteFile(filepath.Join(dir, filepath.Base(e.tmp)+"-containerservice-apiserver.log"), data, 0o644)
+		}
+	}
 	e.Stack.Stop()
 	e.lifeline.Close()
 	os.RemoveAll(e.tmp)
