@@ -49,8 +49,10 @@ const (
 // inside the cluster: its administrators (users, and members of its administrator
 // groups) do, and so do the members of the projects placed in it (members holds them).
 // Everyone else has none and is refused before anything is forwarded. Built-in identities
-// and groups (system:*) never count.
-func TargetFor(c *v1alpha1.Cluster, members *Members, caller user.Info) (Target, Decision) {
+// and groups (system:*) never count. A request into the namespace of a project that names
+// the caller but has not put their bindings in place yet waits (NotReady), whatever
+// other access the caller has: the cluster would refuse it for now.
+func TargetFor(c *v1alpha1.Cluster, members *Members, caller user.Info, namespace string) (Target, Decision) {
 	name := caller.GetName()
 	if name == "" || strings.HasPrefix(name, "system:") {
 		return Target{}, Forbidden
@@ -77,9 +79,11 @@ func TargetFor(c *v1alpha1.Cluster, members *Members, caller user.Info) (Target,
 	}
 	groups.Insert(m.Groups...)
 	switch {
+	case !admin && namespace != "" && slices.Contains(m.Pending, namespace):
+		return Target{}, NotReady
 	case admin || m.Member:
 		return Target{ServiceAccount: identity.ServiceAccountName(name), Username: name, Groups: sets.List(groups)}, Allowed
-	case m.Pending:
+	case len(m.Pending) > 0:
 		return Target{}, NotReady
 	}
 	return Target{}, Forbidden

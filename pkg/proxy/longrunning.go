@@ -29,6 +29,15 @@ func LongRunning(r *http.Request, path string) bool {
 	return kubeLongRunning(inner, info)
 }
 
+// InnerNamespace is the namespace a path inside a user cluster addresses, if any.
+func InnerNamespace(path string) string {
+	info, err := kubeRequestInfo.NewRequestInfo(&http.Request{Method: http.MethodGet, URL: &url.URL{Path: path}})
+	if err != nil {
+		return ""
+	}
+	return info.Namespace
+}
+
 // batchedWriter drops the reverse proxy's flushes. The reverse proxy flushes after every
 // read of a response without a length, which kube-apiserver's lists are (it streams
 // their items): through a proxy that turns one LIST into hundreds of small HTTP/2 frames.

@@ -27,6 +27,7 @@ type Members struct {
 
 // placement is one project in one cluster.
 type placement struct {
+	namespace             string           // the project's namespace in the cluster
 	users, groups         sets.Set[string] // named by the spec now
 	readyUsers, readyGrps sets.Set[string] // as of the last convergence
 }
@@ -80,7 +81,7 @@ func (m *Members) set(obj any) {
 	}
 	for _, cluster := range p.Spec.Clusters {
 		key := p.Namespace + "/" + cluster
-		pl := &placement{users: users, groups: groups, readyUsers: sets.New[string](), readyGrps: sets.New[string]()}
+		pl := &placement{namespace: p.Spec.Namespace, users: users, groups: groups, readyUsers: sets.New[string](), readyGrps: sets.New[string]()}
 		if old := previous[key]; old != nil {
 			pl.readyUsers, pl.readyGrps = old.readyUsers, old.readyGrps
 		}
@@ -123,8 +124,9 @@ type Membership struct {
 	Member bool
 	// Groups are the caller's groups that such projects name as members.
 	Groups []string
-	// Pending is true when a project names the caller but its bindings are not in place yet.
-	Pending bool
+	// Pending holds the namespaces of the projects that name the caller but whose
+	// bindings for the caller are not in place yet.
+	Pending []string
 }
 
 // Lookup returns what the projects placed in namespace/cluster say of a user.
@@ -132,13 +134,13 @@ func (m *Members) Lookup(namespace, cluster, name string, groups []string) Membe
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	var out Membership
-	hits := sets.New[string]()
+	hits, pending := sets.New[string](), sets.New[string]()
 	for _, pl := range m.byCluster[namespace+"/"+cluster] {
 		if pl.users.Has(name) {
 			if pl.readyUsers.Has(name) {
 				out.Member = true
 			} else {
-				out.Pending = true
+				pending.Insert(pl.namespace)
 			}
 		}
 		for _, g := range groups {
@@ -149,10 +151,10 @@ func (m *Members) Lookup(namespace, cluster, name string, groups []string) Membe
 				out.Member = true
 				hits.Insert(g)
 			} else {
-				out.Pending = true
+				pending.Insert(pl.namespace)
 			}
 		}
 	}
-	out.Groups = sets.List(hits)
+	out.Groups, out.Pending = sets.List(hits), sets.List(pending)
 	return out
 }

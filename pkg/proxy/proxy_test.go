@@ -104,7 +104,7 @@ func (responder) Error(w http.ResponseWriter, _ *http.Request, err error) {
 // front serves the proxy for path, as the registry's Connect would.
 func front(t *testing.T, p *Proxy, path string) *httptest.Server {
 	t.Helper()
-	target, decision := TargetFor(cluster(), nil, admin)
+	target, decision := TargetFor(cluster(), nil, admin, "")
 	if decision != Allowed {
 		t.Fatal("the administrator has no target")
 	}
@@ -120,10 +120,10 @@ func front(t *testing.T, p *Proxy, path string) *httptest.Server {
 func TestTargetFor(t *testing.T) {
 	c := cluster()
 	c.Spec.Administrators = append(c.Spec.Administrators, v1alpha1.Subject{Kind: v1alpha1.SubjectKindGroup, Name: "ops"})
-	if tgt, d := TargetFor(c, nil, admin); d != Allowed || tgt.Impersonated() != "system:serviceaccount:ucs-users:"+tgt.ServiceAccount || tgt.Username != admin.Name || len(tgt.Groups) != 0 {
+	if tgt, d := TargetFor(c, nil, admin, ""); d != Allowed || tgt.Impersonated() != "system:serviceaccount:ucs-users:"+tgt.ServiceAccount || tgt.Username != admin.Name || len(tgt.Groups) != 0 {
 		t.Errorf("administrator: %+v %v", tgt, d)
 	}
-	if tgt, d := TargetFor(c, nil, &user.DefaultInfo{Name: "bob@example.com", Groups: []string{"ops", "dev"}}); d != Allowed || !slices.Equal(tgt.Groups, []string{"ops"}) {
+	if tgt, d := TargetFor(c, nil, &user.DefaultInfo{Name: "bob@example.com", Groups: []string{"ops", "dev"}}, ""); d != Allowed || !slices.Equal(tgt.Groups, []string{"ops"}) {
 		t.Errorf("member of an administrator group: %+v %v, want allowed with the group ops only", tgt, d)
 	}
 	for _, u := range []user.Info{
@@ -132,7 +132,7 @@ func TestTargetFor(t *testing.T) {
 		&user.DefaultInfo{Name: ""},
 		&user.DefaultInfo{Name: "mallory@example.com", Groups: []string{"system:masters"}},
 	} {
-		if tgt, d := TargetFor(c, nil, u); d != Forbidden {
+		if tgt, d := TargetFor(c, nil, u, ""); d != Forbidden {
 			t.Errorf("%q got an identity: %+v %v", u.GetName(), tgt, d)
 		}
 	}
@@ -158,7 +158,7 @@ func TestProjectMembers(t *testing.T) {
 	dave := &user.DefaultInfo{Name: "dave@example.com"}
 	expect := func(u user.Info, want Decision, groups ...string) {
 		t.Helper()
-		tgt, d := TargetFor(c, members, u)
+		tgt, d := TargetFor(c, members, u, "")
 		if d != want || (d == Allowed && !slices.Equal(tgt.Groups, groups)) {
 			t.Errorf("%s: %v %+v, want %v with groups %v", u.GetName(), d, tgt.Groups, want, groups)
 		}
@@ -181,6 +181,18 @@ func TestProjectMembers(t *testing.T) {
 	h.OnUpdate(converged, added)
 	expect(dave, NotReady)
 	expect(carol, Allowed)
+	// erin joins another project of the cluster: in its namespace she waits, elsewhere
+	// her access goes on.
+	web := &v1alpha1.Project{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "acme", UID: "p3", Generation: 1},
+		Spec: v1alpha1.ProjectSpec{Namespace: "web", Clusters: []string{"prod"}, Members: []v1alpha1.ProjectMember{{Kind: v1alpha1.SubjectKindUser, Name: "erin@example.com", Role: v1alpha1.ProjectRoleEdit}}}}
+	h.OnAdd(web, false)
+	if _, d := TargetFor(c, members, erin, "web"); d != NotReady {
+		t.Errorf("erin in the namespace of a project not in place yet: %v, want NotReady", d)
+	}
+	if _, d := TargetFor(c, members, erin, "payments"); d != Allowed {
+		t.Errorf("erin elsewhere: %v, want Allowed", d)
+	}
+	h.OnDelete(web)
 
 	// carol is removed: out at once, before the controller removed her binding.
 	removed := added.DeepCopy()
@@ -237,7 +249,7 @@ func TestNothingTheCallerSendsSpeaksForThem(t *testing.T) {
 		t.Fatalf("%d requests reached the cluster", len(got))
 	}
 	h := got[0].Header
-	tgt, _ := TargetFor(cluster(), nil, admin)
+	tgt, _ := TargetFor(cluster(), nil, admin, "")
 	want := "system:serviceaccount:ucs-users:" + tgt.ServiceAccount
 	if v := h.Values("Impersonate-User"); len(v) != 1 || v[0] != want {
 		t.Errorf("Impersonate-User %v, want exactly %s", v, want)
@@ -415,5 +427,20 @@ func TestAWatchIsStreamed(t *testing.T) {
 			t.Fatalf("event %d: got %q, %v", i, line, err)
 		}
 		next <- struct{}{} // the cluster sends the next event only once this one arrived
+	}
+}
+
+func TestInnerNamespace(t *testing.T) {
+	for path, want := range map[string]string{
+		"/api/v1/namespaces/web/pods":                  "web",
+		"/apis/apps/v1/namespaces/web/deployments/api": "web",
+		"/api/v1/namespaces/web":                       "web",
+		"/api/v1/nodes":                                "",
+		"/api/v1/watch/namespaces/web/pods":            "web",
+		"/":                                            "",
+	} {
+		if got := InnerNamespace(path); got != want {
+			t.Errorf("%s: namespace %q, want %q", path, got, want)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -274,14 +275,22 @@ func TestProjects(t *testing.T) {
 			t.Fatal(err)
 		}
 		url := carolHost.Host + "/apis/containerservice.ucloudstack.io/v1alpha1/namespaces/" + ns + "/clusters/pa/proxy/api/v1/namespaces/held/configmaps"
-		resp, err := client.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
-			t.Errorf("carol before her bindings are in place: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
-		}
+		// Once the proxy has seen the project (an informer, milliseconds): 503 with
+		// Retry-After, never a way in.
+		waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		eventually(waitCtx, t, "carol is told to retry", func() (bool, error) {
+			resp, err := client.Get(url)
+			if err != nil {
+				return false, err
+			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				t.Fatal("carol got in before her bindings were in place")
+			}
+			return resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "",
+				fmt.Errorf("%d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+		})
 		n, err := admin.CoreV1().Namespaces().Get(ctx, "held", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)

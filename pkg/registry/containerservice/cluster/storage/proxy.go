@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -76,7 +77,7 @@ func (r *ProxyREST) Connect(ctx context.Context, name string, opts runtime.Objec
 	if err := r.scheme.Convert(internal, &cluster, nil); err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}
-	target, decision := proxy.TargetFor(&cluster, r.members, caller)
+	target, decision := proxy.TargetFor(&cluster, r.members, caller, proxy.InnerNamespace("/"+strings.TrimPrefix(options.Path, "/")))
 	switch decision {
 	case proxy.Allowed:
 	case proxy.NotReady:
