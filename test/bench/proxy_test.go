@@ -143,13 +143,16 @@ func BenchmarkProxy(b *testing.B) {
 	if apiserverPid == 0 {
 		b.Fatal("no kube-apiserver process for the cluster")
 	}
-	results := map[string]figures{}
+	// Every measure is taken in turns, path after path, so that whatever else the machine
+	// does meanwhile weighs on the three alike.
+	gets := map[string]func() error{}
+	clients := map[string]kubernetes.Interface{}
 	for _, p := range paths {
 		client, err := rest.HTTPClientFor(p.cfg)
 		if err != nil {
 			b.Fatal(err)
 		}
-		get := func() error {
+		gets[p.name] = func() error {
 			resp, err := client.Get(p.cfg.Host + "/api/v1/namespaces/default")
 			if err != nil {
 				return err
@@ -161,42 +164,66 @@ func BenchmarkProxy(b *testing.B) {
 			}
 			return nil
 		}
+		clients[p.name] = kubernetes.NewForConfigOrDie(p.cfg)
 		for range 50 { // warm connections and caches
-			if err := get(); err != nil {
+			if err := gets[p.name](); err != nil {
 				b.Fatalf("%s: %v", p.name, err)
 			}
 		}
-		var lat []time.Duration
-		for range 1000 {
+	}
+	lat, lists := map[string][]time.Duration{}, map[string][]time.Duration{}
+	for range 1000 {
+		for _, p := range paths {
 			start := time.Now()
-			if err := get(); err != nil {
+			if err := gets[p.name](); err != nil {
 				b.Fatal(err)
 			}
-			lat = append(lat, time.Since(start))
+			lat[p.name] = append(lat[p.name], time.Since(start))
 		}
-		slices.Sort(lat)
-		f := figures{p50: lat[len(lat)/2], p99: lat[len(lat)*99/100]}
-
-		kc := kubernetes.NewForConfigOrDie(p.cfg)
-		var lists []time.Duration
-		for range 10 {
+	}
+	for range 15 {
+		for _, p := range paths {
 			start := time.Now()
-			l, err := kc.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
+			l, err := clients[p.name].CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
 			if err != nil || len(l.Items) != 1000 {
 				b.Fatalf("%s list: %v", p.name, err)
 			}
-			lists = append(lists, time.Since(start))
+			lists[p.name] = append(lists[p.name], time.Since(start))
 		}
-		slices.Sort(lists)
-		f.list = lists[len(lists)/2]
-		f.watch = configMapWatchLatency(ctx, b, kc, p.name)
-		f.rps8 = throughput(get, 8)
-		server, apiserver := cpuTime(b, env.ServerPid()), cpuTime(b, apiserverPid)
-		f.rps32 = throughput(get, 32)
-		requests := time.Duration(f.rps32 * throughputSeconds)
-		f.serverCPU = (cpuTime(b, env.ServerPid()) - server) / requests
-		f.apiserverCPU = (cpuTime(b, apiserverPid) - apiserver) / requests
-		results[p.name] = f
+	}
+	results := map[string]figures{}
+	for _, p := range paths {
+		slices.Sort(lat[p.name])
+		slices.Sort(lists[p.name])
+		l := lat[p.name]
+		results[p.name] = figures{p50: l[len(l)/2], p99: l[len(l)*99/100], list: lists[p.name][len(lists[p.name])/2],
+			watch: configMapWatchLatency(ctx, b, clients[p.name], p.name)}
+	}
+	// Throughput: five rounds of 1 s per path in turns; CPU time of the two servers over
+	// the path's 32-client rounds.
+	for _, clientsN := range []int{8, 32} {
+		done := map[string]float64{}
+		cpuServer, cpuAPIServer := map[string]time.Duration{}, map[string]time.Duration{}
+		for range throughputSeconds {
+			for _, p := range paths {
+				server, apiserver := cpuTime(b, env.ServerPid()), cpuTime(b, apiserverPid)
+				done[p.name] += throughput(gets[p.name], clientsN, time.Second)
+				cpuServer[p.name] += cpuTime(b, env.ServerPid()) - server
+				cpuAPIServer[p.name] += cpuTime(b, apiserverPid) - apiserver
+			}
+		}
+		for _, p := range paths {
+			f := results[p.name]
+			rate := done[p.name] / throughputSeconds
+			if clientsN == 8 {
+				f.rps8 = rate
+			} else {
+				f.rps32 = rate
+				requests := time.Duration(done[p.name])
+				f.serverCPU, f.apiserverCPU = cpuServer[p.name]/requests, cpuAPIServer[p.name]/requests
+			}
+			results[p.name] = f
+		}
 	}
 
 	d := results["direct"]
@@ -206,7 +233,7 @@ func BenchmarkProxy(b *testing.B) {
 		name string
 		get  func(figures) time.Duration
 	}{{"GET p50", func(f figures) time.Duration { return f.p50 }}, {"GET p99", func(f figures) time.Duration { return f.p99 }},
-		{"LIST 1000 pods (median)", func(f figures) time.Duration { return f.list }}, {"watch event (median)", func(f figures) time.Duration { return f.watch }}} {
+		{"LIST 1000 pods (median of 15)", func(f figures) time.Duration { return f.list }}, {"watch event (median)", func(f figures) time.Duration { return f.watch }}} {
 		p, h := results["proxy"], results["host-proxy"]
 		fmt.Printf("| %s | %s | %s | %s | +%s (%.2f×) |\n", row.name, ms(row.get(d)), ms(row.get(p)), ms(row.get(h)), ms(row.get(p)-row.get(d)),
 			float64(row.get(d))/float64(row.get(p)))
@@ -245,12 +272,13 @@ func cpuTime(b *testing.B, pid int) time.Duration {
 	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
+// throughputSeconds is how many 1 s rounds each path gets.
 const throughputSeconds = 5
 
-// throughput runs get from n clients for 5 s and returns the rate of successful requests.
-func throughput(get func() error, n int) float64 {
+// throughput runs get from n clients for d and returns the number of successful requests.
+func throughput(get func() error, n int, d time.Duration) float64 {
 	var done atomic.Int64
-	stop := time.Now().Add(throughputSeconds * time.Second)
+	stop := time.Now().Add(d)
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
@@ -262,7 +290,7 @@ func throughput(get func() error, n int) float64 {
 		})
 	}
 	wg.Wait()
-	return float64(done.Load()) / throughputSeconds
+	return float64(done.Load())
 }
 
 // configMapWatchLatency is the median time from creating a ConfigMap to its ADDED event.
