@@ -83,10 +83,29 @@ func TestClusterLifecycle(t *testing.T) {
 		t.Errorf("running processes of the cluster: %v, want etcd, kube-apiserver, kube-controller-manager, kube-scheduler", procs)
 	}
 
+	// The cluster's Nodes and Plugins go with it; a Node for a cluster that does not exist
+	// is refused with the field named.
+	api := env.CS.ContainerserviceV1alpha1()
+	if _, err := api.Nodes(ns).Create(ctx, &v1alpha1.Node{ObjectMeta: metav1.ObjectMeta{Name: "prod-1"}, Spec: v1alpha1.NodeSpec{ClusterName: "prod"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.Plugins(ns).Create(ctx, &v1alpha1.Plugin{ObjectMeta: metav1.ObjectMeta{Name: "prod-metrics"}, Spec: v1alpha1.PluginSpec{ClusterName: "prod", Type: "metrics-server"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.Nodes(ns).Create(ctx, &v1alpha1.Node{ObjectMeta: metav1.ObjectMeta{Name: "ghost-1"}, Spec: v1alpha1.NodeSpec{ClusterName: "ghost"}}, metav1.CreateOptions{}); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.clusterName") {
+		t.Errorf("a node of a cluster that does not exist: %v, want Invalid naming spec.clusterName", err)
+	}
+
 	if _, err := env.Kubectl(ctx, nil, "delete", "cluster/prod", "-n", ns, "--wait=true", "--timeout=120s"); err != nil {
 		t.Fatalf("kubectl delete: %v", err)
 	}
 	assertNoTrace(t, ns, "prod", ports, dir)
+	if nodes, err := api.Nodes(ns).List(ctx, metav1.ListOptions{}); err != nil || len(nodes.Items) != 0 {
+		t.Errorf("nodes after their cluster was deleted: %v %v", nodes, err)
+	}
+	if plugins, err := api.Plugins(ns).List(ctx, metav1.ListOptions{}); err != nil || len(plugins.Items) != 0 {
+		t.Errorf("plugins after their cluster was deleted: %v %v", plugins, err)
+	}
 }
 
 // checkBootstrap looks at what the platform put into the cluster: the administrator's

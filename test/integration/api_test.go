@@ -83,6 +83,17 @@ func TestClusterCRUDWithDefaults(t *testing.T) {
 func TestAllKindsAndFieldSelectors(t *testing.T) {
 	ctx, ns := testContext(t), env.NewTenant(t)
 	api := env.CS.ContainerserviceV1alpha1()
+	if _, err := api.Nodes(ns).Create(ctx, &v1alpha1.Node{ObjectMeta: metav1.ObjectMeta{Name: "prod-0"}, Spec: v1alpha1.NodeSpec{ClusterName: "prod"}}, metav1.CreateOptions{}); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.clusterName") {
+		t.Errorf("a node of a cluster that does not exist: %v, want Invalid naming spec.clusterName", err)
+	}
+	if _, err := api.Plugins(ns).Create(ctx, &v1alpha1.Plugin{ObjectMeta: metav1.ObjectMeta{Name: "prod-0"}, Spec: v1alpha1.PluginSpec{ClusterName: "prod", Type: "csi"}}, metav1.CreateOptions{}); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.clusterName") {
+		t.Errorf("a plugin of a cluster that does not exist: %v, want Invalid naming spec.clusterName", err)
+	}
+	for _, name := range []string{"prod", "dev"} {
+		if _, err := api.Clusters(ns).Create(ctx, cluster(name, ns), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, n := range []struct{ name, cluster string }{{"prod-1", "prod"}, {"prod-2", "prod"}, {"dev-1", "dev"}} {
 		_, err := api.Nodes(ns).Create(ctx, &v1alpha1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.name},
 			Spec: v1alpha1.NodeSpec{ClusterName: n.cluster}}, metav1.CreateOptions{})
@@ -120,6 +131,9 @@ func TestAllKindsAndFieldSelectors(t *testing.T) {
 	newProject := func() *v1alpha1.Project {
 		return &v1alpha1.Project{ObjectMeta: metav1.ObjectMeta{GenerateName: "payments-"},
 			Spec: v1alpha1.ProjectSpec{Clusters: []string{"prod"}, Members: []v1alpha1.ProjectMember{{Kind: v1alpha1.SubjectKindUser, Name: "bob", Role: v1alpha1.ProjectRoleEdit}}}}
+	}
+	if err := api.Clusters(ns).Delete(ctx, "prod", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := api.Projects(ns).Create(ctx, newProject(), metav1.CreateOptions{}); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.clusters[0]") {
 		t.Errorf("a project naming a cluster that does not exist: %v, want Invalid naming spec.clusters[0]", err)

@@ -22,6 +22,7 @@ import (
 	"github.com/ucloudstack/containerservice/pkg/proxy"
 	"github.com/ucloudstack/containerservice/pkg/proxy/authn"
 	clusterstorage "github.com/ucloudstack/containerservice/pkg/registry/containerservice/cluster/storage"
+	"github.com/ucloudstack/containerservice/pkg/registry/containerservice/clusterref"
 	nodestorage "github.com/ucloudstack/containerservice/pkg/registry/containerservice/node/storage"
 	pluginstorage "github.com/ucloudstack/containerservice/pkg/registry/containerservice/plugin/storage"
 	"github.com/ucloudstack/containerservice/pkg/registry/containerservice/project"
@@ -89,14 +90,18 @@ func (o *Options) newServer(ctx context.Context, driver provisioner.Driver) (*ge
 
 // newStorage returns the storage of every resource and subresource of the group.
 func newStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, driver provisioner.Driver, members *proxy.Members, kubeconfig clusterstorage.KubeconfigConfig, adminMaxTTL time.Duration) (map[string]rest.Storage, error) {
-	projectRefs := &project.References{}
+	projectRefs, clusterRefs := &project.References{}, &clusterref.Checker{}
 	kinds := []struct {
 		plural string
 		build  func(runtime.ObjectTyper, generic.RESTOptionsGetter) (*specstatus.REST, *specstatus.StatusREST, error)
 	}{
 		{"clusters", clusterstorage.NewREST},
-		{"nodes", nodestorage.NewREST},
-		{"plugins", pluginstorage.NewREST},
+		{"nodes", func(t runtime.ObjectTyper, o generic.RESTOptionsGetter) (*specstatus.REST, *specstatus.StatusREST, error) {
+			return nodestorage.NewREST(t, o, clusterRefs)
+		}},
+		{"plugins", func(t runtime.ObjectTyper, o generic.RESTOptionsGetter) (*specstatus.REST, *specstatus.StatusREST, error) {
+			return pluginstorage.NewREST(t, o, clusterRefs)
+		}},
 		{"projects", func(t runtime.ObjectTyper, o generic.RESTOptionsGetter) (*specstatus.REST, *specstatus.StatusREST, error) {
 			return projectstorage.NewREST(t, o, projectRefs)
 		}},
@@ -112,6 +117,7 @@ func newStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, dr
 	}
 	clusters := storage["clusters"].(rest.Getter)
 	projectRefs.Clusters, projectRefs.Projects = clusters, storage["projects"].(rest.Lister)
+	clusterRefs.Clusters = clusters
 	storage["clusters/adminkubeconfig"] = clusterstorage.NewAdminKubeconfigREST(clusters, driver, scheme, adminMaxTTL)
 	storage["clusters/kubeconfig"] = clusterstorage.NewKubeconfigREST(clusters, kubeconfig)
 	var tenantProxy *proxy.Proxy

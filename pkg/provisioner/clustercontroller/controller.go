@@ -187,6 +187,14 @@ func (c *Controller) finalize(ctx context.Context, cl *v1alpha1.Cluster) error {
 			return err
 		}
 	}
+	// The cluster's Nodes and Plugins go with it: they describe parts of this cluster only.
+	selector := metav1.ListOptions{FieldSelector: "spec.clusterName=" + cl.Name}
+	if err := c.client.ContainerserviceV1alpha1().Nodes(cl.Namespace).DeleteCollection(ctx, metav1.DeleteOptions{}, selector); err != nil {
+		return fmt.Errorf("delete the nodes of %s/%s: %w", cl.Namespace, cl.Name, err)
+	}
+	if err := c.client.ContainerserviceV1alpha1().Plugins(cl.Namespace).DeleteCollection(ctx, metav1.DeleteOptions{}, selector); err != nil {
+		return fmt.Errorf("delete the plugins of %s/%s: %w", cl.Namespace, cl.Name, err)
+	}
 	if err := c.driver.Delete(ctx, cl.Namespace, cl.Name, string(cl.UID)); err != nil {
 		return fmt.Errorf("delete the control plane of %s/%s: %w", cl.Namespace, cl.Name, err)
 	}

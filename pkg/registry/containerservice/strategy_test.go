@@ -159,11 +159,11 @@ func TestSelectableFieldsMatchTheScheme(t *testing.T) {
 			return f, err
 		},
 		"Node": func() (map[string]string, error) {
-			_, f, err := specstatus.NewStrategy(scheme, node.Kind).GetAttrs(&cs.Node{Spec: cs.NodeSpec{ClusterName: "prod", Resources: cs.NodeResources{CPU: resource.MustParse("1")}}})
+			_, f, err := specstatus.NewStrategy(scheme, node.NewKind(nil)).GetAttrs(&cs.Node{Spec: cs.NodeSpec{ClusterName: "prod", Resources: cs.NodeResources{CPU: resource.MustParse("1")}}})
 			return f, err
 		},
 		"Plugin": func() (map[string]string, error) {
-			_, f, err := specstatus.NewStrategy(scheme, plugin.Kind).GetAttrs(&cs.Plugin{Spec: cs.PluginSpec{ClusterName: "prod", Type: "csi", Enabled: &enabled}})
+			_, f, err := specstatus.NewStrategy(scheme, plugin.NewKind(nil)).GetAttrs(&cs.Plugin{Spec: cs.PluginSpec{ClusterName: "prod", Type: "csi", Enabled: &enabled}})
 			return f, err
 		},
 		"Project": func() (map[string]string, error) {

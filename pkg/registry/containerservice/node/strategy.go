@@ -2,21 +2,33 @@
 package node
 
 import (
+	"context"
+
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	cs "github.com/ucloudstack/containerservice/pkg/apis/containerservice"
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/validation"
+	"github.com/ucloudstack/containerservice/pkg/registry/containerservice/clusterref"
 	"github.com/ucloudstack/containerservice/pkg/registry/specstatus"
 )
 
-// Kind is the registry's treatment of Nodes. Nodes are selectable by spec.clusterName so
+// NewKind is the registry's treatment of Nodes, refs checking their cluster. Nodes are selectable by spec.clusterName so
 // that a controller or console lists one cluster's nodes without reading the others.
-var Kind = specstatus.Kind[*cs.Node]{
-	Validate:             validation.ValidateNode,
-	ValidateUpdate:       validation.ValidateNodeUpdate,
-	ValidateStatusUpdate: validation.ValidateNodeStatusUpdate,
-	InitialStatus:        func(o *cs.Node) { o.Status.Phase = cs.NodePending },
-	Fields: func(n *cs.Node) fields.Set {
-		return fields.Set{"spec.clusterName": n.Spec.ClusterName, "status.phase": string(n.Status.Phase)}
-	},
+func NewKind(refs *clusterref.Checker) specstatus.Kind[*cs.Node] {
+	return specstatus.Kind[*cs.Node]{
+		References: func(ctx context.Context, o, old *cs.Node) field.ErrorList {
+			if old != nil {
+				return nil // the cluster cannot change
+			}
+			return refs.Check(ctx, o.Spec.ClusterName, field.NewPath("spec", "clusterName"))
+		},
+		Validate:             validation.ValidateNode,
+		ValidateUpdate:       validation.ValidateNodeUpdate,
+		ValidateStatusUpdate: validation.ValidateNodeStatusUpdate,
+		InitialStatus:        func(o *cs.Node) { o.Status.Phase = cs.NodePending },
+		Fields: func(n *cs.Node) fields.Set {
+			return fields.Set{"spec.clusterName": n.Spec.ClusterName, "status.phase": string(n.Status.Phase)}
+		},
+	}
 }

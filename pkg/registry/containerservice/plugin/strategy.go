@@ -2,20 +2,33 @@
 package plugin
 
 import (
+	"context"
+
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	cs "github.com/ucloudstack/containerservice/pkg/apis/containerservice"
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/validation"
+	"github.com/ucloudstack/containerservice/pkg/registry/containerservice/clusterref"
 	"github.com/ucloudstack/containerservice/pkg/registry/specstatus"
 )
 
-// Kind is the registry's treatment of Plugins, selectable by cluster and type.
-var Kind = specstatus.Kind[*cs.Plugin]{
-	Validate:             validation.ValidatePlugin,
-	ValidateUpdate:       validation.ValidatePluginUpdate,
-	ValidateStatusUpdate: validation.ValidatePluginStatusUpdate,
-	InitialStatus:        func(o *cs.Plugin) { o.Status.Phase = cs.PluginPending },
-	Fields: func(p *cs.Plugin) fields.Set {
-		return fields.Set{"spec.clusterName": p.Spec.ClusterName, "spec.type": p.Spec.Type}
-	},
+// NewKind is the registry's treatment of Plugins, selectable by cluster and type, refs
+// checking their cluster.
+func NewKind(refs *clusterref.Checker) specstatus.Kind[*cs.Plugin] {
+	return specstatus.Kind[*cs.Plugin]{
+		References: func(ctx context.Context, o, old *cs.Plugin) field.ErrorList {
+			if old != nil {
+				return nil // the cluster cannot change
+			}
+			return refs.Check(ctx, o.Spec.ClusterName, field.NewPath("spec", "clusterName"))
+		},
+		Validate:             validation.ValidatePlugin,
+		ValidateUpdate:       validation.ValidatePluginUpdate,
+		ValidateStatusUpdate: validation.ValidatePluginStatusUpdate,
+		InitialStatus:        func(o *cs.Plugin) { o.Status.Phase = cs.PluginPending },
+		Fields: func(p *cs.Plugin) fields.Set {
+			return fields.Set{"spec.clusterName": p.Spec.ClusterName, "spec.type": p.Spec.Type}
+		},
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"k8s.io/apiserver/pkg/registry/generic"
 
 	cs "github.com/ucloudstack/containerservice/pkg/apis/containerservice"
+	"github.com/ucloudstack/containerservice/pkg/registry/containerservice/clusterref"
 	"github.com/ucloudstack/containerservice/pkg/registry/containerservice/node"
 	"github.com/ucloudstack/containerservice/pkg/registry/specstatus"
 	"github.com/ucloudstack/containerservice/pkg/registry/table"
@@ -16,8 +17,8 @@ import (
 // NewREST returns the storage of nodes and of their status subresource. The resource is
 // called nodes like the core one, so kubectl users reach it as csnode (or
 // nodes.containerservice.ucloudstack.io).
-func NewREST(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter) (*specstatus.REST, *specstatus.StatusREST, error) {
-	return specstatus.NewStorage(typer, optsGetter, node.Kind, specstatus.Resource[*cs.Node]{
+func NewREST(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter, refs *clusterref.Checker) (*specstatus.REST, *specstatus.StatusREST, error) {
+	return specstatus.NewStorage(typer, optsGetter, node.NewKind(refs), specstatus.Resource[*cs.Node]{
 		Plural:     "nodes",
 		Singular:   "node",
 		ShortNames: []string{"csnode", "csno"},

@@ -6,14 +6,15 @@ import (
 	"k8s.io/apiserver/pkg/registry/generic"
 
 	cs "github.com/ucloudstack/containerservice/pkg/apis/containerservice"
+	"github.com/ucloudstack/containerservice/pkg/registry/containerservice/clusterref"
 	"github.com/ucloudstack/containerservice/pkg/registry/containerservice/plugin"
 	"github.com/ucloudstack/containerservice/pkg/registry/specstatus"
 	"github.com/ucloudstack/containerservice/pkg/registry/table"
 )
 
 // NewREST returns the storage of plugins and of their status subresource.
-func NewREST(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter) (*specstatus.REST, *specstatus.StatusREST, error) {
-	return specstatus.NewStorage(typer, optsGetter, plugin.Kind, specstatus.Resource[*cs.Plugin]{
+func NewREST(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter, refs *clusterref.Checker) (*specstatus.REST, *specstatus.StatusREST, error) {
+	return specstatus.NewStorage(typer, optsGetter, plugin.NewKind(refs), specstatus.Resource[*cs.Plugin]{
 		Plural:     "plugins",
 		Singular:   "plugin",
 		ShortNames: []string{"plg"},
