@@ -36,3 +36,15 @@ func (c *Checker) Check(ctx context.Context, name string, fld *field.Path) field
 	}
 	return nil
 }
+
+// OnCreate is a registry References hook for a kind whose cluster is clusterName(obj):
+// checked when an object is created (its cluster cannot change afterwards).
+func OnCreate[T comparable](refs *Checker, clusterName func(T) string) func(ctx context.Context, obj, old T) field.ErrorList {
+	return func(ctx context.Context, obj, old T) field.ErrorList {
+		var none T
+		if old != none {
+			return nil
+		}
+		return refs.Check(ctx, clusterName(obj), field.NewPath("spec", "clusterName"))
+	}
+}

@@ -2,10 +2,7 @@
 package node
 
 import (
-	"context"
-
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	cs "github.com/ucloudstack/containerservice/pkg/apis/containerservice"
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/validation"
@@ -17,12 +14,7 @@ import (
 // that a controller or console lists one cluster's nodes without reading the others.
 func NewKind(refs *clusterref.Checker) specstatus.Kind[*cs.Node] {
 	return specstatus.Kind[*cs.Node]{
-		References: func(ctx context.Context, o, old *cs.Node) field.ErrorList {
-			if old != nil {
-				return nil // the cluster cannot change
-			}
-			return refs.Check(ctx, o.Spec.ClusterName, field.NewPath("spec", "clusterName"))
-		},
+		References:           clusterref.OnCreate(refs, func(o *cs.Node) string { return o.Spec.ClusterName }),
 		Validate:             validation.ValidateNode,
 		ValidateUpdate:       validation.ValidateNodeUpdate,
 		ValidateStatusUpdate: validation.ValidateNodeStatusUpdate,

@@ -2,10 +2,7 @@
 package plugin
 
 import (
-	"context"
-
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	cs "github.com/ucloudstack/containerservice/pkg/apis/containerservice"
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/validation"
@@ -17,12 +14,7 @@ import (
 // checking their cluster.
 func NewKind(refs *clusterref.Checker) specstatus.Kind[*cs.Plugin] {
 	return specstatus.Kind[*cs.Plugin]{
-		References: func(ctx context.Context, o, old *cs.Plugin) field.ErrorList {
-			if old != nil {
-				return nil // the cluster cannot change
-			}
-			return refs.Check(ctx, o.Spec.ClusterName, field.NewPath("spec", "clusterName"))
-		},
+		References:           clusterref.OnCreate(refs, func(o *cs.Plugin) string { return o.Spec.ClusterName }),
 		Validate:             validation.ValidatePlugin,
 		ValidateUpdate:       validation.ValidatePluginUpdate,
 		ValidateStatusUpdate: validation.ValidatePluginStatusUpdate,
