@@ -59,7 +59,7 @@ func TargetFor(c *v1alpha1.Cluster, members *Members, caller user.Info, namespac
 	}
 	var callerGroups []string
 	for _, g := range caller.GetGroups() {
-		if !strings.HasPrefix(g, "system:") {
+		if !strings.HasPrefix(g, "system:") && !strings.HasPrefix(g, "ucs:") {
 			callerGroups = append(callerGroups, g)
 		}
 	}

@@ -41,7 +41,7 @@ type identities struct {
 func (c *Controller) wanted(cl *v1alpha1.Cluster) (identities, error) {
 	id := identities{users: sets.New[string](), groups: sets.New[string]()}
 	add := func(kind v1alpha1.SubjectKind, name string) {
-		if strings.HasPrefix(name, "system:") {
+		if strings.HasPrefix(name, "system:") || strings.HasPrefix(name, "ucs:") {
 			return
 		}
 		switch kind {

@@ -354,3 +354,30 @@ jwt:
 		}
 	}
 }
+
+// TestEmailMustBeVerified: with the email as the username, a token whose email_verified
+// is false, or not a boolean at all (some providers send the string "false"), is refused.
+func TestEmailMustBeVerified(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	a, err := New(ctx, []Issuer{{URL: f.is.URL(), Audiences: []string{"containerservice"}, CA: f.caPEM, UsernameClaim: "email"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := func(verified any) string {
+		claims := map[string]any{"iss": f.is.URL(), "sub": "u1", "email": "victim@example.com", "aud": "containerservice", "exp": future(), "iat": time.Now().Unix()}
+		if verified != nil {
+			claims["email_verified"] = verified
+		}
+		return f.sign(t, claims)
+	}
+	if _, ok, err := f.authenticate(t, a, token(true)); !ok || err != nil {
+		t.Fatalf("a verified email: %v %v", ok, err)
+	}
+	for _, v := range []any{false, "false", "true", 1} {
+		if resp, ok, _ := f.authenticate(t, a, token(v)); ok {
+			t.Errorf("email_verified %#v: authenticated as %v", v, resp)
+		}
+	}
+}

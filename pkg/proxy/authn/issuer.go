@@ -147,8 +147,12 @@ func (a *issuerAuthenticator) authenticate(ctx context.Context, token string) (*
 		return nil, fmt.Errorf("the token has no %q claim", a.cfg.UsernameClaim)
 	}
 	if a.cfg.UsernameClaim == "email" {
-		if verified, ok := claims["email_verified"].(bool); ok && !verified {
-			return nil, errors.New("the token's email is not verified")
+		// As kube-apiserver: when present, email_verified must be the boolean true; a
+		// string such as "false" (some providers send one) is not a verification.
+		if v, present := claims["email_verified"]; present {
+			if verified, ok := v.(bool); !ok || !verified {
+				return nil, errors.New("the token's email is not verified")
+			}
 		}
 	}
 	var groups []string

@@ -30,6 +30,9 @@ func validateObjectMetaUpdate(meta, old *metav1.ObjectMeta) field.ErrorList {
 	return apivalidation.ValidateObjectMetaUpdate(meta, old, field.NewPath("metadata"))
 }
 
+// platformPrefix starts the names of the platform's identities inside user clusters.
+const platformPrefix = "ucs:"
+
 // validateSubjectName refuses empty names and names of built-in identities.
 func validateSubjectName(name string, fld *field.Path) field.ErrorList {
 	var errs field.ErrorList
@@ -38,6 +41,10 @@ func validateSubjectName(name string, fld *field.Path) field.ErrorList {
 		errs = append(errs, field.Required(fld, ""))
 	case strings.HasPrefix(name, reservedPrefix):
 		errs = append(errs, field.Forbidden(fld, "names starting with \"system:\" are reserved for the cluster's own identities"))
+	case strings.HasPrefix(name, platformPrefix):
+		// The platform's own identities in user clusters (ucs:proxy, ucs:breakglass, which
+		// is bound to cluster-admin): a subject by that name would let the proxy pass it on.
+		errs = append(errs, field.Forbidden(fld, "names starting with \"ucs:\" are reserved for the platform's own identities"))
 	}
 	return errs
 }

@@ -375,6 +375,7 @@ func TestValidateProject(t *testing.T) {
 		"member kind unknown": {func(p *cs.Project) { p.Spec.Members[0].Kind = "Robot" }, []string{unsupported + "spec.members[0].kind"}},
 		"member kind missing": {func(p *cs.Project) { p.Spec.Members[0].Kind = "" }, []string{required + "spec.members[0].kind"}},
 		"unknown policy":      {func(p *cs.Project) { p.Spec.NamespacePolicy = "Archive" }, []string{unsupported + "spec.namespacePolicy"}},
+		"platform group":      {func(p *cs.Project) { p.Spec.Members[1].Name = "ucs:breakglass" }, []string{forbidden + "spec.members[1].name"}},
 		"member twice": {func(p *cs.Project) {
 			p.Spec.Members = append(p.Spec.Members, cs.ProjectMember{Kind: cs.SubjectKindUser, Name: "bob@example.com", Role: cs.ProjectRoleView})
 		}, []string{duplicate + "spec.members[2]"}},
