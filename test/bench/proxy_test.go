@@ -59,17 +59,10 @@ func BenchmarkProxy(b *testing.B) {
 		Spec: v1alpha1.ClusterSpec{Administrators: []v1alpha1.Subject{{Kind: v1alpha1.SubjectKindUser, Name: "alice@example.com"}}}}, metav1.CreateOptions{}); err != nil {
 		b.Fatal(err)
 	}
-	for {
+	poll(ctx, b, "the cluster Ready", 200*time.Millisecond, func() bool {
 		c, err := api.Get(ctx, "p", metav1.GetOptions{})
-		if err == nil && meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ClusterConditionReady) {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			b.Fatal("cluster not Ready")
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+		return err == nil && meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ClusterConditionReady)
+	})
 
 	seconds := int64(3600)
 	resp, err := api.CreateAdminKubeconfig(ctx, "p", &v1alpha1.AdminKubeconfigRequest{Spec: v1alpha1.AdminKubeconfigRequestSpec{
@@ -102,16 +95,10 @@ func BenchmarkProxy(b *testing.B) {
 	// 1000 pods to list (they stay Pending: the cluster has no nodes), once the cluster's
 	// controller manager made the default ServiceAccount they need.
 	kube := kubernetes.NewForConfigOrDie(direct)
-	for {
-		if _, err := kube.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{}); err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			b.Fatal("no default ServiceAccount")
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	poll(ctx, b, "the default ServiceAccount", 100*time.Millisecond, func() bool {
+		_, err := kube.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+		return err == nil
+	})
 	var wg sync.WaitGroup
 	for w := range 8 {
 		wg.Go(func() {

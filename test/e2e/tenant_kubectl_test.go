@@ -118,7 +118,12 @@ func (k *tenantKubectl) start(ctx context.Context, t *testing.T, extraEnv []stri
 	go func() {
 		scanner := bufio.NewScanner(stdout)
 		for scanner.Scan() {
-			s.lines <- scanner.Text()
+			// Once the test is done with it, lines nobody reads are dropped, so that the
+			// process is always waited for.
+			select {
+			case s.lines <- scanner.Text():
+			case <-ctx.Done():
+			}
 		}
 		_ = cmd.Wait()
 		close(s.done)

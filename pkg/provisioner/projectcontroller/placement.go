@@ -1,6 +1,7 @@
 package projectcontroller
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -51,10 +52,7 @@ func desiredBindings(p *v1alpha1.Project) map[string]*rbacv1.RoleBinding {
 			continue
 		}
 		slices.SortFunc(subjects, func(a, b rbacv1.Subject) int {
-			if a.Kind != b.Kind {
-				return compare(a.Kind, b.Kind)
-			}
-			return compare(a.Name, b.Name)
+			return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Name, b.Name))
 		})
 		name := bindingName(role)
 		out[name] = &rbacv1.RoleBinding{
@@ -64,16 +62,6 @@ func desiredBindings(p *v1alpha1.Project) map[string]*rbacv1.RoleBinding {
 		}
 	}
 	return out
-}
-
-func compare(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // place puts the project's namespace and bindings into a cluster, repairing whatever
