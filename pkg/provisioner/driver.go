@@ -134,6 +134,11 @@ type Driver interface {
 	// before stops working, and restarts what must trust the new one. It does so once per
 	// token: asked again with a token already done, it does nothing.
 	RotateCredentials(ctx context.Context, c *v1alpha1.Cluster, token string) error
+	// EnsureNodeAgent runs what keeps the cluster's worker nodes (the kubelets' side)
+	// while run is true and stops it when false (the cluster has no nodes), and reports
+	// its health. Nodes the agent keeps are those labelled
+	// app.kubernetes.io/managed-by=containerservice.
+	EnsureNodeAgent(ctx context.Context, c *v1alpha1.Cluster, run bool) (Health, error)
 	// Shutdown stops supervising; the control planes keep running, to be adopted by the
 	// next start.
 	Shutdown()

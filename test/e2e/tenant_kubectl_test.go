@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -203,7 +204,9 @@ spec:
 func startKwok(ctx context.Context, t *testing.T, ns, cluster, dir, workload string) {
 	t.Helper()
 	kubeconfig, _ := adminKubeconfig(ctx, t, env.CS, ns, cluster, 3600)
-	ca, err := pki.CreateCA(dir, "kwok-ca")
+	// The user kube-apiserver trusts kubelets whose serving certificate comes from the
+	// cluster CA (--kubelet-certificate-authority), as the driver's own node agent has.
+	ca, err := pki.LoadOrCreateCA(filepath.Join(env.ClusterDir(ns, cluster), "pki"), "ca")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +241,9 @@ func startKwok(ctx context.Context, t *testing.T, ns, cluster, dir, workload str
 		<-exited
 		log.Close()
 	})
-	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.CertPEM())
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	eventually(ctx, t, "kwok serves", func() (bool, error) {
 		select {
 		case <-exited:

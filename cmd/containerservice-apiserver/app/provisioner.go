@@ -22,6 +22,7 @@ import (
 	"github.com/ucloudstack/containerservice/pkg/provisioner"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/clustercontroller"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/controller"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/nodecontroller"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/projectcontroller"
 )
 
@@ -47,7 +48,8 @@ func (o *Options) addProvisioner(server *genericapiserver.GenericAPIServer, conf
 	recorder, stopEvents := controller.NewRecorder(host, Scheme, "containerservice-provisioner")
 	run := func(ctx context.Context) {
 		informers := csinformers.NewSharedInformerFactory(client, 0)
-		clusters, err := clustercontroller.New(client, informers.Containerservice().V1alpha1().Clusters(), driver, recorder)
+		clusters, err := clustercontroller.New(client, informers.Containerservice().V1alpha1().Clusters(),
+			informers.Containerservice().V1alpha1().Nodes(), driver, recorder)
 		if err != nil {
 			klog.ErrorS(err, "Cannot start the cluster controller")
 			return
@@ -58,8 +60,15 @@ func (o *Options) addProvisioner(server *genericapiserver.GenericAPIServer, conf
 			klog.ErrorS(err, "Cannot start the project controller")
 			return
 		}
+		nodes, err := nodecontroller.New(client, informers.Containerservice().V1alpha1().Nodes(),
+			informers.Containerservice().V1alpha1().Clusters(), driver, recorder)
+		if err != nil {
+			klog.ErrorS(err, "Cannot start the node controller")
+			return
+		}
 		informers.Start(ctx.Done())
 		go projects.Run(ctx, o.Workers)
+		go nodes.Run(ctx, o.Workers)
 		clusters.Run(ctx, o.Workers)
 		informers.Shutdown()
 	}

@@ -44,6 +44,11 @@ type ClusterSpec struct {
 	// +listMapKey=kind
 	// +listMapKey=name
 	Administrators []Subject `json:"administrators,omitempty"`
+	// nodeDrainTimeout is how long deleting one of the cluster's Nodes waits for its pods
+	// to be evicted before the node is deleted anyway; a Node's spec.drainTimeout
+	// overrides it. Defaults to 5 minutes.
+	// +optional
+	NodeDrainTimeout *metav1.Duration `json:"nodeDrainTimeout,omitempty"`
 }
 
 // ControlPlaneSpec sizes a cluster's control plane.

@@ -52,6 +52,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &containerservicev1alpha1.GPUResourcesApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("Node"):
 		return &containerservicev1alpha1.NodeApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("NodeAddress"):
+		return &containerservicev1alpha1.NodeAddressApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("NodeCounts"):
 		return &containerservicev1alpha1.NodeCountsApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("NodeResources"):
@@ -66,6 +68,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &containerservicev1alpha1.PluginSpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("PluginStatus"):
 		return &containerservicev1alpha1.PluginStatusApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("PodPhaseCounts"):
+		return &containerservicev1alpha1.PodPhaseCountsApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("Project"):
 		return &containerservicev1alpha1.ProjectApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("ProjectClusterStatus"):

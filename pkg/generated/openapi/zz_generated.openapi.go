@@ -49,6 +49,7 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		v1alpha1.DrainStatus{}.OpenAPIModelName():                  schema_pkg_apis_containerservice_v1alpha1_DrainStatus(ref),
 		v1alpha1.GPUResources{}.OpenAPIModelName():                 schema_pkg_apis_containerservice_v1alpha1_GPUResources(ref),
 		v1alpha1.Node{}.OpenAPIModelName():                         schema_pkg_apis_containerservice_v1alpha1_Node(ref),
+		v1alpha1.NodeAddress{}.OpenAPIModelName():                  schema_pkg_apis_containerservice_v1alpha1_NodeAddress(ref),
 		v1alpha1.NodeCounts{}.OpenAPIModelName():                   schema_pkg_apis_containerservice_v1alpha1_NodeCounts(ref),
 		v1alpha1.NodeList{}.OpenAPIModelName():                     schema_pkg_apis_containerservice_v1alpha1_NodeList(ref),
 		v1alpha1.NodeResources{}.OpenAPIModelName():                schema_pkg_apis_containerservice_v1alpha1_NodeResources(ref),
@@ -58,6 +59,7 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		v1alpha1.PluginList{}.OpenAPIModelName():                   schema_pkg_apis_containerservice_v1alpha1_PluginList(ref),
 		v1alpha1.PluginSpec{}.OpenAPIModelName():                   schema_pkg_apis_containerservice_v1alpha1_PluginSpec(ref),
 		v1alpha1.PluginStatus{}.OpenAPIModelName():                 schema_pkg_apis_containerservice_v1alpha1_PluginStatus(ref),
+		v1alpha1.PodPhaseCounts{}.OpenAPIModelName():               schema_pkg_apis_containerservice_v1alpha1_PodPhaseCounts(ref),
 		v1alpha1.Project{}.OpenAPIModelName():                      schema_pkg_apis_containerservice_v1alpha1_Project(ref),
 		v1alpha1.ProjectClusterStatus{}.OpenAPIModelName():         schema_pkg_apis_containerservice_v1alpha1_ProjectClusterStatus(ref),
 		v1alpha1.ProjectList{}.OpenAPIModelName():                  schema_pkg_apis_containerservice_v1alpha1_ProjectList(ref),
@@ -601,11 +603,17 @@ func schema_pkg_apis_containerservice_v1alpha1_ClusterSpec(ref common.ReferenceC
 							},
 						},
 					},
+					"nodeDrainTimeout": {
+						SchemaProps: spec.SchemaProps{
+							Description: "nodeDrainTimeout is how long deleting one of the cluster's Nodes waits for its pods to be evicted before the node is deleted anyway; a Node's spec.drainTimeout overrides it. Defaults to 5 minutes.",
+							Ref:         ref(v1.Duration{}.OpenAPIModelName()),
+						},
+					},
 				},
 			},
 		},
 		Dependencies: []string{
-			v1alpha1.ClusterNetwork{}.OpenAPIModelName(), v1alpha1.ControlPlaneSpec{}.OpenAPIModelName(), v1alpha1.Subject{}.OpenAPIModelName()},
+			v1alpha1.ClusterNetwork{}.OpenAPIModelName(), v1alpha1.ControlPlaneSpec{}.OpenAPIModelName(), v1alpha1.Subject{}.OpenAPIModelName(), v1.Duration{}.OpenAPIModelName()},
 	}
 }
 
@@ -741,7 +749,7 @@ func schema_pkg_apis_containerservice_v1alpha1_DrainStatus(ref common.ReferenceC
 							},
 						},
 						SchemaProps: spec.SchemaProps{
-							Description: "blockedBy says what keeps pods from being evicted (for example a PodDisruptionBudget).",
+							Description: "blockedBy says what keeps pods from being evicted, one entry per pod, naming the PodDisruptionBudget that refuses its eviction.",
 							Type:        []string{"array"},
 							Items: &spec.SchemaOrArray{
 								Schema: &spec.Schema{
@@ -837,6 +845,36 @@ func schema_pkg_apis_containerservice_v1alpha1_Node(ref common.ReferenceCallback
 		},
 		Dependencies: []string{
 			v1alpha1.NodeSpec{}.OpenAPIModelName(), v1alpha1.NodeStatus{}.OpenAPIModelName(), v1.ObjectMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_containerservice_v1alpha1_NodeAddress(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "NodeAddress is one address of a node.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"type": {
+						SchemaProps: spec.SchemaProps{
+							Description: "type is the kind of address: InternalIP, ExternalIP, Hostname, InternalDNS or ExternalDNS.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"address": {
+						SchemaProps: spec.SchemaProps{
+							Description: "address is the address itself.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+				Required: []string{"type", "address"},
+			},
+		},
 	}
 }
 
@@ -942,6 +980,13 @@ func schema_pkg_apis_containerservice_v1alpha1_NodeResources(ref common.Referenc
 							Ref:         ref(v1alpha1.GPUResources{}.OpenAPIModelName()),
 						},
 					},
+					"pods": {
+						SchemaProps: spec.SchemaProps{
+							Description: "pods is the number of pods the node can run. Defaults to 110.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
 				},
 			},
 		},
@@ -1012,12 +1057,18 @@ func schema_pkg_apis_containerservice_v1alpha1_NodeSpec(ref common.ReferenceCall
 							Format:      "",
 						},
 					},
+					"drainTimeout": {
+						SchemaProps: spec.SchemaProps{
+							Description: "drainTimeout bounds the drain that comes before the node's deletion: once it has passed, the node is deleted with whatever pods are left on it. Defaults to the cluster's spec.nodeDrainTimeout, or 5 minutes.",
+							Ref:         ref(v1.Duration{}.OpenAPIModelName()),
+						},
+					},
 				},
 				Required: []string{"clusterName"},
 			},
 		},
 		Dependencies: []string{
-			v1alpha1.NodeResources{}.OpenAPIModelName(), v1alpha1.Taint{}.OpenAPIModelName()},
+			v1alpha1.NodeResources{}.OpenAPIModelName(), v1alpha1.Taint{}.OpenAPIModelName(), v1.Duration{}.OpenAPIModelName()},
 	}
 }
 
@@ -1071,11 +1122,43 @@ func schema_pkg_apis_containerservice_v1alpha1_NodeStatus(ref common.ReferenceCa
 							},
 						},
 					},
+					"addresses": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "addresses are the node's addresses in the user cluster.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1alpha1.NodeAddress{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+					"kubeletVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "kubeletVersion is the version of the node's kubelet.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
 					"pods": {
 						SchemaProps: spec.SchemaProps{
 							Description: "pods is the number of pods bound to the node.",
 							Type:        []string{"integer"},
 							Format:      "int32",
+						},
+					},
+					"podPhases": {
+						SchemaProps: spec.SchemaProps{
+							Description: "podPhases counts the pods bound to the node by phase.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1alpha1.PodPhaseCounts{}.OpenAPIModelName()),
 						},
 					},
 					"drain": {
@@ -1095,7 +1178,7 @@ func schema_pkg_apis_containerservice_v1alpha1_NodeStatus(ref common.ReferenceCa
 			},
 		},
 		Dependencies: []string{
-			v1alpha1.DrainStatus{}.OpenAPIModelName(), resource.Quantity{}.OpenAPIModelName(), v1.Condition{}.OpenAPIModelName()},
+			v1alpha1.DrainStatus{}.OpenAPIModelName(), v1alpha1.NodeAddress{}.OpenAPIModelName(), v1alpha1.PodPhaseCounts{}.OpenAPIModelName(), resource.Quantity{}.OpenAPIModelName(), v1.Condition{}.OpenAPIModelName()},
 	}
 }
 
@@ -1324,6 +1407,47 @@ func schema_pkg_apis_containerservice_v1alpha1_PluginStatus(ref common.Reference
 		},
 		Dependencies: []string{
 			v1alpha1.AppliedObject{}.OpenAPIModelName(), v1.Condition{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_containerservice_v1alpha1_PodPhaseCounts(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "PodPhaseCounts counts pods by phase.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"pending": {
+						SchemaProps: spec.SchemaProps{
+							Description: "pending pods are accepted but not all their containers run yet.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"running": {
+						SchemaProps: spec.SchemaProps{
+							Description: "running pods have all their containers started.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"succeeded": {
+						SchemaProps: spec.SchemaProps{
+							Description: "succeeded pods ended with every container successful.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"failed": {
+						SchemaProps: spec.SchemaProps{
+							Description: "failed pods ended with a container that failed.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+				},
+			},
+		},
 	}
 }
 

@@ -90,6 +90,10 @@ func Apply(ctx context.Context, client kubernetes.Interface, c *v1alpha1.Cluster
 		return fmt.Errorf("bind the proxy's extras role: %w", err)
 	}
 
+	if err := applyNodeAgentRole(ctx, client, labels, opts); err != nil {
+		return err
+	}
+
 	// One ServiceAccount per administrator user; groups are bound as groups.
 	var subjects []*rbacv1ac.SubjectApplyConfiguration
 	for _, a := range c.Spec.Administrators {
@@ -144,6 +148,35 @@ func createBreakGlassBindingOnce(ctx context.Context, client kubernetes.Interfac
 	cm := corev1ac.ConfigMap(stateConfigMap, identity.SystemNamespace).WithLabels(labels).WithData(map[string]string{breakGlassCreated: "true"})
 	if _, err := cms.Apply(ctx, cm, metav1.ApplyOptions{FieldManager: FieldManager, Force: true}); err != nil {
 		return fmt.Errorf("record the break-glass binding: %w", err)
+	}
+	return nil
+}
+
+// nodeAgentRole is what the node agent (identity.NodeAgentUser, kwok on the local
+// driver) needs to play the kubelets of the platform's nodes: report node and pod status,
+// keep node leases, remove pods being deleted, and record events.
+const nodeAgentRole = "ucs:node-agent"
+
+func applyNodeAgentRole(ctx context.Context, client kubernetes.Interface, labels map[string]string, opts metav1.ApplyOptions) error {
+	rule := func(group string, resources []string, verbs ...string) *rbacv1ac.PolicyRuleApplyConfiguration {
+		return rbacv1ac.PolicyRule().WithAPIGroups(group).WithResources(resources...).WithVerbs(verbs...)
+	}
+	read := []string{"get", "list", "watch"}
+	cr := rbacv1ac.ClusterRole(nodeAgentRole).WithLabels(labels).WithRules(
+		rule("", []string{"nodes", "pods"}, append(read, "update", "patch")...),
+		rule("", []string{"nodes/status", "pods/status"}, "update", "patch"),
+		rule("", []string{"pods"}, "delete"),
+		rule("coordination.k8s.io", []string{"leases"}, append(read, "create", "update", "patch")...),
+		rule("", []string{"events"}, "create", "patch", "update"),
+		rule("events.k8s.io", []string{"events"}, "create", "patch", "update"),
+	)
+	if _, err := client.RbacV1().ClusterRoles().Apply(ctx, cr, opts); err != nil {
+		return fmt.Errorf("apply the node agent's role: %w", err)
+	}
+	if _, err := client.RbacV1().ClusterRoleBindings().Apply(ctx, rbacv1ac.ClusterRoleBinding(nodeAgentRole).WithLabels(labels).
+		WithRoleRef(rbacv1ac.RoleRef().WithAPIGroup(rbacv1.GroupName).WithKind("ClusterRole").WithName(nodeAgentRole)).
+		WithSubjects(rbacv1ac.Subject().WithKind(rbacv1.UserKind).WithAPIGroup(rbacv1.GroupName).WithName(identity.NodeAgentUser)), opts); err != nil {
+		return fmt.Errorf("bind the node agent's role: %w", err)
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -52,6 +53,7 @@ type Controller struct {
 	*controller.Controller
 	client   versioned.Interface
 	lister   listers.ClusterLister
+	nodes    listers.NodeLister
 	driver   provisioner.Driver
 	recorder record.EventRecorder
 	// bootstrap applies the platform's objects into a user cluster (a variable for tests).
@@ -73,19 +75,62 @@ type applied struct {
 	at         time.Time
 }
 
-// New returns a controller over the shared informer's Clusters.
-func New(client versioned.Interface, informer informers.ClusterInformer, driver provisioner.Driver, recorder record.EventRecorder) (*Controller, error) {
+// New returns a controller over the shared informers' Clusters and Nodes (a cluster
+// counts its nodes and runs their agent only while it has some).
+func New(client versioned.Interface, informer informers.ClusterInformer, nodes informers.NodeInformer, driver provisioner.Driver, recorder record.EventRecorder) (*Controller, error) {
 	c := &Controller{
-		client: client, lister: informer.Lister(), driver: driver, recorder: recorder, bootstrap: bootstrap.Apply,
+		client: client, lister: informer.Lister(), nodes: nodes.Lister(), driver: driver, recorder: recorder, bootstrap: bootstrap.Apply,
 		deleted: map[string]types.UID{}, bootstrapped: map[types.UID]applied{}, warned: map[string]bool{},
 	}
-	c.Controller = controller.New(Name, c, informer.Informer().HasSynced)
+	c.Controller = controller.New(Name, c, informer.Informer().HasSynced, nodes.Informer().HasSynced)
 	_, err := informer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.Enqueue,
 		UpdateFunc: func(_, obj any) { c.Enqueue(obj) },
 		DeleteFunc: c.onDelete,
 	})
+	if err != nil {
+		return nil, err
+	}
+	// A node added, removed or changing phase changes its cluster's counts.
+	_, err = nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: c.enqueueNodeCluster,
+		UpdateFunc: func(old, obj any) {
+			o, n := old.(*v1alpha1.Node), obj.(*v1alpha1.Node)
+			if o.Status.Phase != n.Status.Phase {
+				c.enqueueNodeCluster(obj)
+			}
+		},
+		DeleteFunc: c.enqueueNodeCluster,
+	})
 	return c, err
+}
+
+func (c *Controller) enqueueNodeCluster(obj any) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	if n, ok := obj.(*v1alpha1.Node); ok {
+		c.EnqueueKey(n.Namespace + "/" + n.Spec.ClusterName)
+	}
+}
+
+// nodeCounts counts the cluster's Nodes and those Ready.
+func (c *Controller) nodeCounts(cl *v1alpha1.Cluster) (v1alpha1.NodeCounts, error) {
+	all, err := c.nodes.Nodes(cl.Namespace).List(labels.Everything())
+	if err != nil {
+		return v1alpha1.NodeCounts{}, err
+	}
+	var counts v1alpha1.NodeCounts
+	for _, n := range all {
+		if n.Spec.ClusterName != cl.Name {
+			continue
+		}
+		counts.Total++
+		if n.Status.Phase == v1alpha1.NodeReady {
+			counts.Ready++
+		}
+	}
+	return counts, nil
 }
 
 // onDelete remembers the UID of a Cluster the API server deleted. A tombstone (the
@@ -233,7 +278,24 @@ func (c *Controller) ensure(ctx context.Context, cl *v1alpha1.Cluster) (time.Dur
 			applyErr = &stepError{reason: "BootstrapFailed", err: err}
 		}
 	}
+	counts, err := c.nodeCounts(cl)
+	if err != nil {
+		return 0, err
+	}
+	agentUnwell := false
+	if ensureErr == nil && applyErr == nil && obs.Components[provisioner.APIServer].Healthy {
+		// The node agent runs while the cluster has nodes; its trouble shows on the
+		// Nodes (NotReady), not as the control plane's.
+		h, err := c.driver.EnsureNodeAgent(ctx, cl, counts.Total > 0)
+		if err != nil {
+			applyErr = &stepError{reason: "NodeAgentFailed", err: fmt.Errorf("node agent: %w", err)}
+		} else if counts.Total > 0 && !h.Healthy {
+			agentUnwell = true
+			klog.V(2).InfoS("Node agent not healthy", "cluster", klog.KObj(cl), "message", h.Message)
+		}
+	}
 	status := desiredStatus(cl, obs, ensureErr, applyErr)
+	status.Nodes = counts
 	if rotated {
 		status.CredentialsRotation = cl.Annotations[v1alpha1.RotateCredentialsAnnotation]
 	}
@@ -248,7 +310,7 @@ func (c *Controller) ensure(ctx context.Context, cl *v1alpha1.Cluster) (time.Dur
 	if err := errors.Join(ensureErr, applyErr); err != nil {
 		return 0, err
 	}
-	if obs.Ready() {
+	if obs.Ready() && !agentUnwell {
 		return pollReady, nil
 	}
 	return pollUnready, nil

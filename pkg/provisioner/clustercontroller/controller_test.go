@@ -143,6 +143,9 @@ func (f *fakeDriver) RotateCredentials(_ context.Context, _ *v1alpha1.Cluster, t
 func (f *fakeDriver) RESTConfig(context.Context, *v1alpha1.Cluster, provisioner.Identity) (*rest.Config, error) {
 	return &rest.Config{Host: "https://127.0.0.1:1"}, nil
 }
+func (f *fakeDriver) EnsureNodeAgent(context.Context, *v1alpha1.Cluster, bool) (provisioner.Health, error) {
+	return provisioner.Health{Healthy: true}, nil
+}
 func (f *fakeDriver) Shutdown()              {}
 func (f *fakeDriver) Changes() <-chan string { return nil }
 
@@ -162,8 +165,9 @@ func newFixture(t *testing.T, objs ...*v1alpha1.Cluster) *fixture {
 		runtimeObjs = append(runtimeObjs, o)
 	}
 	f := &fixture{client: fake.NewSimpleClientset(runtimeObjs...), driver: &fakeDriver{obs: healthy()}, recorder: record.NewFakeRecorder(100)}
-	informer := csinformers.NewSharedInformerFactory(f.client, 0).Containerservice().V1alpha1().Clusters()
-	ctrl, err := New(f.client, informer, f.driver, f.recorder)
+	factory := csinformers.NewSharedInformerFactory(f.client, 0).Containerservice().V1alpha1()
+	informer := factory.Clusters()
+	ctrl, err := New(f.client, informer, factory.Nodes(), f.driver, f.recorder)
 	if err != nil {
 		t.Fatal(err)
 	}

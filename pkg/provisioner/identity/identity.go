@@ -16,6 +16,9 @@ const (
 	SystemNamespace = "ucs-system"
 	// ProxyUser is the identity the tenant proxy presents to user clusters.
 	ProxyUser = "ucs:proxy"
+	// NodeAgentUser is the identity of the agent that keeps a cluster's nodes (kwok on the
+	// local driver): it may read and report on nodes and pods, and evict nothing else.
+	NodeAgentUser = "ucs:node-agent"
 )
 
 // maxReadable bounds the readable part of a name; with the "u-" prefix and the hash it

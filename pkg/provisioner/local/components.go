@@ -2,6 +2,7 @@ package local
 
 import (
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,12 +22,21 @@ const componentGOGC = 50
 // nothing and keeps rotations and deletions quick.
 const apiserverStopGrace = 5 * time.Second
 
+// nodeAgent is kwok, the kubelet stand-in that keeps the cluster's nodes Ready and their
+// pods Running. It is no part of the control plane's health: it runs only while the
+// cluster has nodes (EnsureNodeAgent).
+const nodeAgent = "NodeAgent"
+
+// allComponents are the control plane components and the node agent, in start order.
+var allComponents = append(slices.Clone(provisioner.Components), nodeAgent)
+
 // processNames are the components' process (and log and record) names.
 var processNames = map[string]string{
 	provisioner.Etcd:              "etcd",
 	provisioner.APIServer:         "kube-apiserver",
 	provisioner.ControllerManager: "kube-controller-manager",
 	provisioner.Scheduler:         "kube-scheduler",
+	nodeAgent:                     "kwok",
 }
 
 // componentStopGrace bounds the graceful stop of the other components.
@@ -58,7 +68,7 @@ rules:
 - level: Metadata
 `
 
-// components returns the four processes of a cluster's control plane, in start order.
+// components returns the four processes of a cluster's control plane and its node agent.
 // kube-apiserver listens on bindAddress; every other component on loopback only. Each is
 // recorded under the cluster's run/ directory and outlives the server.
 func components(binDir string, l layout, c *v1alpha1.Cluster, ports map[string]int, bindAddress string) map[string]supervisor.Component {
@@ -105,6 +115,9 @@ func componentCommands(binDir string, l layout, c *v1alpha1.Cluster, ports map[s
 			"--tls-cert-file=" + p("apiserver.crt"), "--tls-private-key-file=" + p("apiserver.key"),
 			"--client-ca-file=" + p("client-ca.crt"),
 			"--kubelet-client-certificate=" + p("apiserver-kubelet-client.crt"), "--kubelet-client-key=" + p("apiserver-kubelet-client.key"),
+			// Kubelets (the node agent) serve with certificates from the cluster CA: exec,
+			// logs and port-forward reach only them.
+			"--kubelet-certificate-authority=" + p("ca.crt"),
 			"--service-account-issuer=https://kubernetes.default.svc",
 			"--service-account-key-file=" + p("sa.pub"), "--service-account-signing-key-file=" + p("sa.key"),
 			"--service-cluster-ip-range=" + services,
@@ -168,5 +181,20 @@ func componentCommands(binDir string, l layout, c *v1alpha1.Cluster, ports map[s
 			"--leader-elect=false",
 			"--profiling=false",
 		}},
+		nodeAgent: {Binary: bin("kwok"), Args: []string{
+			"--kubeconfig=" + l.kubeconfig("node-agent"),
+			"--config=" + l.nodeAgentConfig(),
+			// The nodes the platform made, and no other: a node someone registers by hand
+			// is not taken over.
+			"--manage-nodes-with-label-selector=" + NodeAgentSelector,
+			"--node-ip=127.0.0.1", "--node-name=localhost",
+			"--node-port=" + strconv.Itoa(ports[portNodeAgent]),
+			"--server-address=127.0.0.1:" + strconv.Itoa(ports[portNodeAgent]),
+			"--tls-cert-file=" + p("node-agent-serving.crt"), "--tls-private-key-file=" + p("node-agent-serving.key"),
+		}},
 	}
 }
+
+// NodeAgentSelector selects the nodes of a user cluster the local driver's node agent
+// keeps: those the platform made (the node controller labels every node it makes so).
+const NodeAgentSelector = v1alpha1.ManagedByLabel + "=" + v1alpha1.ManagedByValue

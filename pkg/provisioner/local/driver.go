@@ -337,8 +337,8 @@ func (d *Driver) removeDir(l layout) error {
 // by nobody yet). It fails when a recorded process may still run.
 func (d *Driver) stopAll(inst *instance, l *layout) error {
 	var errs []error
-	for i := len(provisioner.Components) - 1; i >= 0; i-- {
-		name := provisioner.Components[i]
+	for i := len(allComponents) - 1; i >= 0; i-- {
+		name := allComponents[i]
 		if sup := inst.components[name]; sup != nil {
 			sup.Stop()
 			delete(inst.components, name)
@@ -401,8 +401,8 @@ func StopControlPlanes(dataDir string) {
 // StopControlPlane stops the recorded processes of one cluster directory, clients first.
 func StopControlPlane(dir string) {
 	l := layout{dir: dir}
-	for i := len(provisioner.Components) - 1; i >= 0; i-- {
-		name := provisioner.Components[i]
+	for i := len(allComponents) - 1; i >= 0; i-- {
+		name := allComponents[i]
 		if err := supervisor.StopRecorded(l.record(processNames[name]), stopGrace(name)); err != nil {
 			klog.ErrorS(err, "Stopping a control plane process failed", "dir", dir, "component", name)
 		}

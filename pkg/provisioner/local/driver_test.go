@@ -45,7 +45,7 @@ func TestMain(m *testing.M) {
 }
 
 // fakeBinaries returns a directory whose etcd, kube-apiserver, kube-controller-manager
-// and kube-scheduler are this test binary.
+// and kube-scheduler (and kwok) are this test binary.
 func fakeBinaries(t *testing.T) string {
 	t.Helper()
 	t.Setenv(fakeComponentEnv, "1")
@@ -54,7 +54,7 @@ func fakeBinaries(t *testing.T) string {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
+	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"} {
 		if err := os.Symlink(self, filepath.Join(dir, b)); err != nil {
 			t.Fatal(err)
 		}
@@ -600,5 +600,67 @@ func TestExpiringCertificatesAreRenewed(t *testing.T) {
 	}
 	if current, err := leavesCurrent(inst.layout, wantLeaves(inst.certs.Load(), inst.ports, d.cfg.ExternalHost)); !current || err != nil {
 		t.Errorf("the renewal was not recorded: %v", err)
+	}
+}
+
+// TestNodeAgentRunsOnlyWhileAsked: the node agent starts when the cluster gets nodes,
+// outlives the driver and is adopted like the control plane, stops when the cluster has
+// no nodes, and goes with the cluster.
+func TestNodeAgentRunsOnlyWhileAsked(t *testing.T) {
+	data, bin := t.TempDir(), fakeBinaries(t)
+	cfg := Config{DataDir: data, BinDirs: map[string]string{"v1.37.1": bin}}
+	c := cluster("prod", "u1")
+	first, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Ensure(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	l := first.layout("acme", "prod")
+	waitPids(t, l, 2)
+	if h, err := first.EnsureNodeAgent(context.Background(), c, true); err != nil || h.Healthy {
+		t.Fatalf("agent: %+v %v (the fake serves no health check)", h, err)
+	}
+	agent := waitPids(t, l, 3)["kwok"]
+	if agent == 0 {
+		t.Fatal("no node agent runs")
+	}
+	args, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(agent), "cmdline"))
+	for _, want := range []string{"--manage-nodes-with-label-selector=" + NodeAgentSelector, "--kubeconfig=" + l.kubeconfig("node-agent"), "node-agent-serving.crt"} {
+		if !strings.Contains(string(args), want) {
+			t.Errorf("agent command line lacks %q: %q", want, args)
+		}
+	}
+	if _, err := os.Stat(l.pki("node-agent-serving.crt")); err != nil {
+		t.Errorf("no serving certificate for the agent: %v", err)
+	}
+	first.Shutdown()
+
+	second := newDriver(t, cfg)
+	if _, err := second.Ensure(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := second.EnsureNodeAgent(context.Background(), c, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := pids(t, l)["kwok"]; got != agent {
+		t.Errorf("agent pid %d after a restart, want %d adopted", got, agent)
+	}
+	if _, err := second.EnsureNodeAgent(context.Background(), c, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := pids(t, l); got["kwok"] != 0 || len(got) != 2 {
+		t.Errorf("processes %v after the last node went, want the control plane only", got)
+	}
+	if _, err := second.EnsureNodeAgent(context.Background(), c, true); err != nil {
+		t.Fatal(err)
+	}
+	again := waitPids(t, l, 3)["kwok"]
+	if err := second.Delete(context.Background(), "acme", "prod", "u1"); err != nil {
+		t.Fatal(err)
+	}
+	if syscall.Kill(again, 0) == nil && !zombie(again) {
+		t.Errorf("the node agent (pid %d) still runs after Delete", again)
 	}
 }

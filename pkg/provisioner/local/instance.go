@@ -20,6 +20,7 @@ import (
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/provisioner"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/local/kwok"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/supervisor"
 )
 
@@ -62,6 +63,9 @@ func (d *Driver) prepare(inst *instance, c *v1alpha1.Cluster, bin string) error 
 	}
 	if err := writeIfChanged(l.auditPolicy(), []byte(auditPolicy)); err != nil {
 		return fmt.Errorf("audit policy of %s: %w", key(c), err)
+	}
+	if err := writeIfChanged(l.nodeAgentConfig(), kwok.Stages); err != nil {
+		return fmt.Errorf("node agent configuration of %s: %w", key(c), err)
 	}
 	inst.uid, inst.layout, inst.ports = string(c.UID), l, ports
 	inst.specs = components(bin, l, c, ports, d.bindAddress())

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ucloudstack/containerservice/pkg/provisioner/identity"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/pki"
 )
 
@@ -23,9 +24,10 @@ const (
 	portAPIServer  = "apiserver"
 	portKCM        = "controller-manager"
 	portScheduler  = "scheduler"
+	portNodeAgent  = "node-agent"
 )
 
-var portNames = []string{portEtcdClient, portEtcdPeer, portAPIServer, portKCM, portScheduler}
+var portNames = []string{portEtcdClient, portEtcdPeer, portAPIServer, portKCM, portScheduler, portNodeAgent}
 
 // layout is a cluster's directory: its PKI, etcd data, kubeconfigs and logs, all private
 // to the server's user.
@@ -40,6 +42,7 @@ func (l layout) kubeconfig(name string) string { return filepath.Join(l.dir, nam
 func (l layout) portsFile() string             { return filepath.Join(l.dir, "ports.json") }
 func (l layout) uidFile() string               { return filepath.Join(l.dir, "uid") }
 func (l layout) auditPolicy() string           { return filepath.Join(l.dir, "audit-policy.yaml") }
+func (l layout) nodeAgentConfig() string       { return filepath.Join(l.dir, "kwok.yaml") }
 func (l layout) rotationFile() string          { return filepath.Join(l.dir, "pki", "rotation") }
 func (l layout) leavesFile() string            { return filepath.Join(l.dir, "pki", "leaves.json") }
 
@@ -212,13 +215,18 @@ func leavesCurrent(l layout, want leaves) (bool, error) {
 	if json.Unmarshal(data, &have) != nil {
 		return false, nil // a corrupt record: the certificates are issued again
 	}
+	for _, name := range leafNames {
+		if _, err := os.Stat(l.pki(name + ".crt")); errors.Is(err, os.ErrNotExist) {
+			return false, nil // issued by an earlier version that had no such certificate
+		}
+	}
 	return maps.Equal(have.CAs, want.CAs) && have.ExternalHost == want.ExternalHost && have.Port == want.Port &&
 		time.Until(have.NotAfter) > renewBefore, nil
 }
 
 // leafNames are the certificates writeLeafCerts issues (each as .crt and .key).
 var leafNames = []string{"etcd-server", "etcd-peer", "apiserver-etcd-client", "apiserver", "controller-manager-serving",
-	"scheduler-serving", "apiserver-kubelet-client", "front-proxy-client"}
+	"scheduler-serving", "apiserver-kubelet-client", "front-proxy-client", "node-agent-serving"}
 
 // writeLeafCerts issues the certificates of the components (kube-apiserver's valid for
 // externalHost too) and the kubeconfigs of kube-controller-manager and kube-scheduler,
@@ -244,6 +252,7 @@ func writeLeafCerts(l layout, c *certs, ports map[string]int, externalHost strin
 		{c.ca, pki.Request{CommonName: "kube-scheduler", Server: true, DNSNames: []string{"localhost"}, IPs: loopback}},
 		{c.client, pki.Request{CommonName: "kube-apiserver-kubelet-client", Organizations: []string{"system:masters"}, Client: true}},
 		{c.frontProxy, pki.Request{CommonName: "front-proxy-client", Client: true}},
+		{c.ca, pki.Request{CommonName: "kwok", Server: true, DNSNames: []string{"localhost"}, IPs: loopback}},
 	}
 	for i, leaf := range issue {
 		if _, err := leaf.ca.IssueFiles(dir, leafNames[i], leaf.req); err != nil {
@@ -254,7 +263,8 @@ func writeLeafCerts(l layout, c *certs, ports map[string]int, externalHost strin
 		return err
 	}
 	server := "https://127.0.0.1:" + strconv.Itoa(ports[portAPIServer])
-	for file, user := range map[string]string{"controller-manager": "system:kube-controller-manager", "scheduler": "system:kube-scheduler"} {
+	for file, user := range map[string]string{"controller-manager": "system:kube-controller-manager", "scheduler": "system:kube-scheduler",
+		"node-agent": identity.NodeAgentUser} {
 		data, err := kubeconfig(c, server, user, nil, pki.DefaultTTL)
 		if err != nil {
 			return err

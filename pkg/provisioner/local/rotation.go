@@ -40,8 +40,8 @@ func (d *Driver) renewIfExpiring(inst *instance) error {
 // restartStarted restarts the components started so far, clients first, so that
 // kube-apiserver has no watches to drain, and marks the change as rolling out.
 func (d *Driver) restartStarted(inst *instance) {
-	for i := len(provisioner.Components) - 1; i >= 0; i-- {
-		if sup := inst.components[provisioner.Components[i]]; sup != nil {
+	for i := len(allComponents) - 1; i >= 0; i-- {
+		if sup := inst.components[allComponents[i]]; sup != nil {
 			sup.Restart()
 			inst.rollingOut = true
 		}
@@ -88,8 +88,8 @@ func (d *Driver) RotateCredentials(_ context.Context, c *v1alpha1.Cluster, token
 	}
 	inst.certs.Store(&crts)
 	// kube-apiserver reloads its client CA file by itself; the restarts make the
-	// controller manager and scheduler present their new credentials.
-	for _, name := range []string{provisioner.Scheduler, provisioner.ControllerManager, provisioner.APIServer} {
+	// controller manager, scheduler and node agent present their new credentials.
+	for _, name := range []string{nodeAgent, provisioner.Scheduler, provisioner.ControllerManager, provisioner.APIServer} {
 		if sup := inst.components[name]; sup != nil {
 			sup.Restart()
 			inst.rollingOut = true

@@ -10,11 +10,9 @@ package projectcontroller
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -24,6 +22,7 @@ import (
 	informers "github.com/ucloudstack/containerservice/pkg/generated/informers/externalversions/containerservice/v1alpha1"
 	listers "github.com/ucloudstack/containerservice/pkg/generated/listers/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/provisioner"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/clusterclient"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/controller"
 )
 
@@ -52,22 +51,18 @@ type Controller struct {
 	access   provisioner.Access
 	recorder record.EventRecorder
 
-	mu      sync.Mutex
-	clients map[types.UID]clusterClient
+	clients *clusterclient.Cache
+
+	mu sync.Mutex
 	// locks serialise the identity sync of each cluster (namespace/name).
 	locks map[string]*sync.Mutex
-}
-
-type clusterClient struct {
-	cert   []byte
-	client kubernetes.Interface
 }
 
 // New returns the controllers over the shared informers.
 func New(client versioned.Interface, host kubernetes.Interface, projects informers.ProjectInformer, clusters informers.ClusterInformer,
 	access provisioner.Access, recorder record.EventRecorder) (*Controller, error) {
 	c := &Controller{client: client, host: host, projects: projects.Lister(), clusters: clusters.Lister(), access: access,
-		recorder: recorder, clients: map[types.UID]clusterClient{}, locks: map[string]*sync.Mutex{}}
+		recorder: recorder, clients: clusterclient.New(access, provisioner.PlatformManager), locks: map[string]*sync.Mutex{}}
 	c.Projects = controller.New(Name, controller.ReconcilerFunc(c.reconcileProject), projects.Informer().HasSynced, clusters.Informer().HasSynced)
 	c.Identities = controller.New(IdentitiesName, controller.ReconcilerFunc(c.reconcileIdentities), projects.Informer().HasSynced, clusters.Informer().HasSynced)
 
@@ -149,27 +144,9 @@ func spannedClusters(p *v1alpha1.Project) []string {
 	return out
 }
 
-// clientFor returns a client for the cluster's kube-apiserver as the platform manager,
-// kept while the driver's credential stays the same.
+// clientFor returns a client for the cluster's kube-apiserver as the platform manager.
 func (c *Controller) clientFor(ctx context.Context, cl *v1alpha1.Cluster) (kubernetes.Interface, error) {
-	cfg, err := c.access.RESTConfig(ctx, cl, provisioner.PlatformManager)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if cc, ok := c.clients[cl.UID]; ok && string(cc.cert) == string(cfg.CertData) {
-		return cc.client, nil
-	}
-	// The cluster's kube-apiserver is the platform's own: a project of hundreds of people
-	// is written at the speed it takes, not at client-go's default 5 per second.
-	cfg.QPS, cfg.Burst = 1000, 1000
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("client for %s/%s: %w", cl.Namespace, cl.Name, err)
-	}
-	c.clients[cl.UID] = clusterClient{cert: cfg.CertData, client: client}
-	return client, nil
+	return c.clients.For(ctx, cl)
 }
 
 // lock returns the lock of a cluster's identities.

@@ -53,12 +53,13 @@ func TestClusterTable(t *testing.T) {
 func TestNodeTableShowsGPUsAndCordon(t *testing.T) {
 	n := &cs.Node{ObjectMeta: metav1.ObjectMeta{Name: "gpu-1"}, Spec: cs.NodeSpec{ClusterName: "prod", Unschedulable: true,
 		Resources: cs.NodeResources{CPU: resource.MustParse("8"), Memory: resource.MustParse("32Gi"), GPU: &cs.GPUResources{Count: 2, Model: "nvidia-tesla-t4"}}},
-		Status: cs.NodeStatus{Phase: cs.NodeReady, Pods: 5}}
+		Status: cs.NodeStatus{Phase: cs.NodeReady, Pods: 5, KubeletVersion: "v1.37.1",
+			Addresses: []cs.NodeAddress{{Type: "Hostname", Address: "gpu-1"}, {Type: "InternalIP", Address: "10.0.0.7"}}}}
 	tbl, err := nodestorage.Table.ConvertToTable(context.Background(), n, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []any{"gpu-1", "prod", "Ready,SchedulingDisabled", "8", "32Gi", "2 nvidia-tesla-t4", int64(5), "<unknown>"}
+	want := []any{"gpu-1", "prod", "Ready,SchedulingDisabled", "8", "32Gi", "2 nvidia-tesla-t4", int64(5), "10.0.0.7", "v1.37.1", "<unknown>"}
 	if got := tbl.Rows[0].Cells; !reflect.DeepEqual(got, want) {
 		t.Errorf("cells %v, want %v", got, want)
 	}

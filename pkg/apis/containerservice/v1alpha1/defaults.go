@@ -24,6 +24,10 @@ var (
 	DefaultNodeMemory = resource.MustParse("8Gi")
 )
 
+// DefaultNodePods is how many pods a node runs when the tenant names no number, the
+// kubelet's own default.
+const DefaultNodePods = 110
+
 func addDefaultingFuncs(scheme *runtime.Scheme) error {
 	return RegisterDefaults(scheme)
 }
@@ -90,6 +94,9 @@ func SetDefaults_NodeSpec(spec *NodeSpec) {
 	}
 	if spec.Resources.Memory.IsZero() {
 		spec.Resources.Memory = DefaultNodeMemory.DeepCopy()
+	}
+	if spec.Resources.Pods == 0 {
+		spec.Resources.Pods = DefaultNodePods
 	}
 }
 

@@ -42,6 +42,11 @@ type NodeSpec struct {
 	// unschedulable cordons the node: no new pods are placed on it.
 	// +optional
 	Unschedulable bool `json:"unschedulable,omitempty"`
+	// drainTimeout bounds the drain that comes before the node's deletion: once it has
+	// passed, the node is deleted with whatever pods are left on it. Defaults to the
+	// cluster's spec.nodeDrainTimeout, or 5 minutes.
+	// +optional
+	DrainTimeout *metav1.Duration `json:"drainTimeout,omitempty"`
 }
 
 // NodeResources is the capacity of a node.
@@ -55,6 +60,9 @@ type NodeResources struct {
 	// gpu describes the node's GPUs; nil means none.
 	// +optional
 	GPU *GPUResources `json:"gpu,omitempty"`
+	// pods is the number of pods the node can run. Defaults to 110.
+	// +optional
+	Pods int32 `json:"pods,omitempty"`
 }
 
 // GPUResources describes the GPUs of a node, advertised as nvidia.com/gpu.
@@ -124,15 +132,49 @@ type NodeStatus struct {
 	// allocatable is what the node offers to pods, by resource name, as the user cluster reports it.
 	// +optional
 	Allocatable map[string]resource.Quantity `json:"allocatable,omitempty"`
+	// addresses are the node's addresses in the user cluster.
+	// +optional
+	// +listType=atomic
+	Addresses []NodeAddress `json:"addresses,omitempty"`
+	// kubeletVersion is the version of the node's kubelet.
+	// +optional
+	KubeletVersion string `json:"kubeletVersion,omitempty"`
 	// pods is the number of pods bound to the node.
 	// +optional
 	Pods int32 `json:"pods,omitempty"`
+	// podPhases counts the pods bound to the node by phase.
+	// +optional
+	PodPhases PodPhaseCounts `json:"podPhases,omitempty"`
 	// drain is the progress of draining the node before deletion; nil when not draining.
 	// +optional
 	Drain *DrainStatus `json:"drain,omitempty"`
 	// observedGeneration is the metadata.generation this status reflects.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+}
+
+// NodeAddress is one address of a node.
+type NodeAddress struct {
+	// type is the kind of address: InternalIP, ExternalIP, Hostname, InternalDNS or ExternalDNS.
+	Type string `json:"type"`
+	// address is the address itself.
+	Address string `json:"address"`
+}
+
+// PodPhaseCounts counts pods by phase.
+type PodPhaseCounts struct {
+	// pending pods are accepted but not all their containers run yet.
+	// +optional
+	Pending int32 `json:"pending,omitempty"`
+	// running pods have all their containers started.
+	// +optional
+	Running int32 `json:"running,omitempty"`
+	// succeeded pods ended with every container successful.
+	// +optional
+	Succeeded int32 `json:"succeeded,omitempty"`
+	// failed pods ended with a container that failed.
+	// +optional
+	Failed int32 `json:"failed,omitempty"`
 }
 
 // DrainStatus is the progress of draining a node.
@@ -146,7 +188,8 @@ type DrainStatus struct {
 	// podsRemaining is the number of pods still to be evicted.
 	// +optional
 	PodsRemaining int32 `json:"podsRemaining,omitempty"`
-	// blockedBy says what keeps pods from being evicted (for example a PodDisruptionBudget).
+	// blockedBy says what keeps pods from being evicted, one entry per pod, naming the
+	// PodDisruptionBudget that refuses its eviction.
 	// +optional
 	// +listType=atomic
 	BlockedBy []string `json:"blockedBy,omitempty"`

@@ -1,5 +1,7 @@
 package v1alpha1
 
+import "time"
+
 // The names below are part of the API: clients, operators and the platform's own
 // controllers rely on them, so they change only with a new API version.
 
@@ -61,4 +63,25 @@ const (
 	// ProjectConditionReady is True when the project's namespace and bindings are in
 	// place in every cluster it spans.
 	ProjectConditionReady = "Ready"
+)
+
+// Names of the Node contract.
+const (
+	// NodeFinalizer keeps a Node until its node is drained (or the drain timed out) and
+	// removed from the user cluster.
+	NodeFinalizer = GroupName + "/drain"
+	// NodeUIDAnnotation, on a node inside a user cluster, holds the UID of the Node it
+	// was made for: the platform changes and deletes only nodes that carry it.
+	NodeUIDAnnotation = GroupName + "/node-uid"
+	// DefaultNodeDrainTimeout is how long a drain waits when neither the Node nor its
+	// Cluster says.
+	DefaultNodeDrainTimeout = 5 * time.Minute
+	// GPUResourceName is the extended resource a GPU node offers (as the NVIDIA device
+	// plugin names it): pods ask for it in their resource limits.
+	GPUResourceName = "nvidia.com/gpu"
+	// GPUProductLabel carries a GPU node's model, as NVIDIA's GPU feature discovery
+	// labels nodes, so that pods can choose a model with a node selector.
+	GPUProductLabel = "nvidia.com/gpu.product"
+	// GPUCountLabel carries the number of GPUs of a GPU node.
+	GPUCountLabel = "nvidia.com/gpu.count"
 )

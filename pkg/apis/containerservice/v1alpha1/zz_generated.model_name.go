@@ -102,6 +102,11 @@ func (in Node) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in NodeAddress) OpenAPIModelName() string {
+	return "io.ucloudstack.containerservice.v1alpha1.NodeAddress"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in NodeCounts) OpenAPIModelName() string {
 	return "io.ucloudstack.containerservice.v1alpha1.NodeCounts"
 }
@@ -144,6 +149,11 @@ func (in PluginSpec) OpenAPIModelName() string {
 // OpenAPIModelName returns the OpenAPI model name for this type.
 func (in PluginStatus) OpenAPIModelName() string {
 	return "io.ucloudstack.containerservice.v1alpha1.PluginStatus"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in PodPhaseCounts) OpenAPIModelName() string {
+	return "io.ucloudstack.containerservice.v1alpha1.PodPhaseCounts"
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.

@@ -90,6 +90,7 @@ func validateClusterSpec(spec, old *cs.ClusterSpec, fld *field.Path) field.Error
 	if changed(func(s *cs.ClusterSpec) any { return s.Administrators }) {
 		errs = append(errs, validateSubjects(spec.Administrators, fld.Child("administrators"))...)
 	}
+	errs = append(errs, validateDrainTimeout(spec.NodeDrainTimeout, fld.Child("nodeDrainTimeout"))...)
 	return errs
 }
 

@@ -1,6 +1,10 @@
 package validation
 
 import (
+	"fmt"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -46,6 +50,10 @@ func validateNodeSpec(spec *cs.NodeSpec, fld *field.Path) field.ErrorList {
 	res := fld.Child("resources")
 	errs = append(errs, validatePositiveQuantity(spec.Resources.CPU, res.Child("cpu"))...)
 	errs = append(errs, validatePositiveQuantity(spec.Resources.Memory, res.Child("memory"))...)
+	if p := spec.Resources.Pods; p < 1 || p > maxNodePods {
+		errs = append(errs, field.Invalid(res.Child("pods"), p, fmt.Sprintf("must be between 1 and %d", maxNodePods)))
+	}
+	errs = append(errs, validateDrainTimeout(spec.DrainTimeout, fld.Child("drainTimeout"))...)
 	if gpu := spec.Resources.GPU; gpu != nil {
 		gpuPath := res.Child("gpu")
 		if gpu.Count < 1 {
@@ -77,6 +85,21 @@ func validateNodeSpec(spec *cs.NodeSpec, fld *field.Path) field.ErrorList {
 		}
 	}
 	return errs
+}
+
+// maxNodePods bounds a node's pod capacity (the kubelet's own limit is far lower in
+// practice); maxDrainTimeout bounds a drain, so that a deletion always ends.
+const (
+	maxNodePods     = 10000
+	maxDrainTimeout = 24 * time.Hour
+)
+
+// validateDrainTimeout checks a drain timeout: positive and at most a day.
+func validateDrainTimeout(d *metav1.Duration, fld *field.Path) field.ErrorList {
+	if d != nil && (d.Duration <= 0 || d.Duration > maxDrainTimeout) {
+		return field.ErrorList{field.Invalid(fld, d.Duration.String(), "must be greater than zero and at most 24h")}
+	}
+	return nil
 }
 
 func validatePositiveQuantity(q resource.Quantity, fld *field.Path) field.ErrorList {

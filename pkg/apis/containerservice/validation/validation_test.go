@@ -1,6 +1,8 @@
 package validation
 
 import (
+	"time"
+
 	"strings"
 	"testing"
 
@@ -72,8 +74,9 @@ func TestValidateCluster(t *testing.T) {
 		mutate func(*cs.Cluster)
 		want   []string
 	}{
-		"valid IPv4":       {func(*cs.Cluster) {}, nil},
-		"valid dual-stack": {dual, nil},
+		"valid IPv4":             {func(*cs.Cluster) {}, nil},
+		"negative drain timeout": {func(c *cs.Cluster) { c.Spec.NodeDrainTimeout = &metav1.Duration{Duration: -time.Second} }, []string{invalid + "spec.nodeDrainTimeout"}},
+		"valid dual-stack":       {dual, nil},
 		"valid IPv6 only": {func(c *cs.Cluster) {
 			c.Spec.Network = cs.ClusterNetwork{IPFamilies: []cs.IPFamily{cs.IPv6}, PodCIDRs: []string{"fd00:10:244::/56"}, ServiceCIDRs: []string{"fd00:10:96::/108"}}
 		}, nil},
@@ -247,7 +250,7 @@ func validNode() *cs.Node {
 		Spec: cs.NodeSpec{
 			ClusterName: "prod",
 			Resources: cs.NodeResources{CPU: resource.MustParse("8"), Memory: resource.MustParse("32Gi"),
-				GPU: &cs.GPUResources{Count: 1, Model: "nvidia-tesla-t4"}},
+				GPU: &cs.GPUResources{Count: 1, Model: "nvidia-tesla-t4"}, Pods: 110},
 			Labels: map[string]string{"pool": "gpu"},
 			Taints: []cs.Taint{{Key: "nvidia.com/gpu", Value: "present", Effect: cs.TaintEffectNoSchedule}},
 		},
@@ -272,6 +275,9 @@ func TestValidateNode(t *testing.T) {
 		"bad taint value":      {func(n *cs.Node) { n.Spec.Taints[0].Value = "a b" }, []string{invalid + "spec.taints[0].value"}},
 		"same taint twice":     {func(n *cs.Node) { n.Spec.Taints = append(n.Spec.Taints, n.Spec.Taints[0]) }, []string{duplicate + "spec.taints[1]"}},
 		"name not a DNS label": {func(n *cs.Node) { n.Name = "gpu.1" }, []string{invalid + "metadata.name"}},
+		"no pods":              {func(n *cs.Node) { n.Spec.Resources.Pods = 0 }, []string{invalid + "spec.resources.pods"}},
+		"zero drain timeout":   {func(n *cs.Node) { n.Spec.DrainTimeout = &metav1.Duration{} }, []string{invalid + "spec.drainTimeout"}},
+		"drain over a day":     {func(n *cs.Node) { n.Spec.DrainTimeout = &metav1.Duration{Duration: 25 * time.Hour} }, []string{invalid + "spec.drainTimeout"}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -18,6 +18,10 @@ limitations under the License.
 
 package v1alpha1
 
+import (
+	v1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
 // ClusterSpecApplyConfiguration represents a declarative configuration of the ClusterSpec type for use
 // with apply.
 //
@@ -34,6 +38,10 @@ type ClusterSpecApplyConfiguration struct {
 	// administrators are the users and groups who get cluster-admin inside the cluster.
 	// Defaults to the user who created the cluster.
 	Administrators []SubjectApplyConfiguration `json:"administrators,omitempty"`
+	// nodeDrainTimeout is how long deleting one of the cluster's Nodes waits for its pods
+	// to be evicted before the node is deleted anyway; a Node's spec.drainTimeout
+	// overrides it. Defaults to 5 minutes.
+	NodeDrainTimeout *v1.Duration `json:"nodeDrainTimeout,omitempty"`
 }
 
 // ClusterSpecApplyConfiguration constructs a declarative configuration of the ClusterSpec type for use with
@@ -76,5 +84,13 @@ func (b *ClusterSpecApplyConfiguration) WithAdministrators(values ...*SubjectApp
 		}
 		b.Administrators = append(b.Administrators, *values[i])
 	}
+	return b
+}
+
+// WithNodeDrainTimeout sets the NodeDrainTimeout field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the NodeDrainTimeout field is set to the value of the last call.
+func (b *ClusterSpecApplyConfiguration) WithNodeDrainTimeout(value v1.Duration) *ClusterSpecApplyConfiguration {
+	b.NodeDrainTimeout = &value
 	return b
 }

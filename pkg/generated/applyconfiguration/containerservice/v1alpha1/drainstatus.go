@@ -33,7 +33,8 @@ type DrainStatusApplyConfiguration struct {
 	Deadline *v1.Time `json:"deadline,omitempty"`
 	// podsRemaining is the number of pods still to be evicted.
 	PodsRemaining *int32 `json:"podsRemaining,omitempty"`
-	// blockedBy says what keeps pods from being evicted (for example a PodDisruptionBudget).
+	// blockedBy says what keeps pods from being evicted, one entry per pod, naming the
+	// PodDisruptionBudget that refuses its eviction.
 	BlockedBy []string `json:"blockedBy,omitempty"`
 }
 

@@ -33,6 +33,8 @@ type NodeResourcesApplyConfiguration struct {
 	Memory *resource.Quantity `json:"memory,omitempty"`
 	// gpu describes the node's GPUs; nil means none.
 	GPU *GPUResourcesApplyConfiguration `json:"gpu,omitempty"`
+	// pods is the number of pods the node can run. Defaults to 110.
+	Pods *int32 `json:"pods,omitempty"`
 }
 
 // NodeResourcesApplyConfiguration constructs a declarative configuration of the NodeResources type for use with
@@ -62,5 +64,13 @@ func (b *NodeResourcesApplyConfiguration) WithMemory(value resource.Quantity) *N
 // If called multiple times, the GPU field is set to the value of the last call.
 func (b *NodeResourcesApplyConfiguration) WithGPU(value *GPUResourcesApplyConfiguration) *NodeResourcesApplyConfiguration {
 	b.GPU = value
+	return b
+}
+
+// WithPods sets the Pods field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Pods field is set to the value of the last call.
+func (b *NodeResourcesApplyConfiguration) WithPods(value int32) *NodeResourcesApplyConfiguration {
+	b.Pods = &value
 	return b
 }

@@ -18,6 +18,10 @@ limitations under the License.
 
 package v1alpha1
 
+import (
+	v1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
 // NodeSpecApplyConfiguration represents a declarative configuration of the NodeSpec type for use
 // with apply.
 //
@@ -34,6 +38,10 @@ type NodeSpecApplyConfiguration struct {
 	Taints []TaintApplyConfiguration `json:"taints,omitempty"`
 	// unschedulable cordons the node: no new pods are placed on it.
 	Unschedulable *bool `json:"unschedulable,omitempty"`
+	// drainTimeout bounds the drain that comes before the node's deletion: once it has
+	// passed, the node is deleted with whatever pods are left on it. Defaults to the
+	// cluster's spec.nodeDrainTimeout, or 5 minutes.
+	DrainTimeout *v1.Duration `json:"drainTimeout,omitempty"`
 }
 
 // NodeSpecApplyConfiguration constructs a declarative configuration of the NodeSpec type for use with
@@ -90,5 +98,13 @@ func (b *NodeSpecApplyConfiguration) WithTaints(values ...*TaintApplyConfigurati
 // If called multiple times, the Unschedulable field is set to the value of the last call.
 func (b *NodeSpecApplyConfiguration) WithUnschedulable(value bool) *NodeSpecApplyConfiguration {
 	b.Unschedulable = &value
+	return b
+}
+
+// WithDrainTimeout sets the DrainTimeout field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the DrainTimeout field is set to the value of the last call.
+func (b *NodeSpecApplyConfiguration) WithDrainTimeout(value v1.Duration) *NodeSpecApplyConfiguration {
+	b.DrainTimeout = &value
 	return b
 }

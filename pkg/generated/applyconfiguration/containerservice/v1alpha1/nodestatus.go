@@ -35,8 +35,14 @@ type NodeStatusApplyConfiguration struct {
 	Conditions []v1.ConditionApplyConfiguration `json:"conditions,omitempty"`
 	// allocatable is what the node offers to pods, by resource name, as the user cluster reports it.
 	Allocatable map[string]resource.Quantity `json:"allocatable,omitempty"`
+	// addresses are the node's addresses in the user cluster.
+	Addresses []NodeAddressApplyConfiguration `json:"addresses,omitempty"`
+	// kubeletVersion is the version of the node's kubelet.
+	KubeletVersion *string `json:"kubeletVersion,omitempty"`
 	// pods is the number of pods bound to the node.
 	Pods *int32 `json:"pods,omitempty"`
+	// podPhases counts the pods bound to the node by phase.
+	PodPhases *PodPhaseCountsApplyConfiguration `json:"podPhases,omitempty"`
 	// drain is the progress of draining the node before deletion; nil when not draining.
 	Drain *DrainStatusApplyConfiguration `json:"drain,omitempty"`
 	// observedGeneration is the metadata.generation this status reflects.
@@ -84,11 +90,40 @@ func (b *NodeStatusApplyConfiguration) WithAllocatable(entries map[string]resour
 	return b
 }
 
+// WithAddresses adds the given value to the Addresses field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the Addresses field.
+func (b *NodeStatusApplyConfiguration) WithAddresses(values ...*NodeAddressApplyConfiguration) *NodeStatusApplyConfiguration {
+	for i := range values {
+		if values[i] == nil {
+			panic("nil value passed to WithAddresses")
+		}
+		b.Addresses = append(b.Addresses, *values[i])
+	}
+	return b
+}
+
+// WithKubeletVersion sets the KubeletVersion field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the KubeletVersion field is set to the value of the last call.
+func (b *NodeStatusApplyConfiguration) WithKubeletVersion(value string) *NodeStatusApplyConfiguration {
+	b.KubeletVersion = &value
+	return b
+}
+
 // WithPods sets the Pods field in the declarative configuration to the given value
 // and returns the receiver, so that objects can be built by chaining "With" function invocations.
 // If called multiple times, the Pods field is set to the value of the last call.
 func (b *NodeStatusApplyConfiguration) WithPods(value int32) *NodeStatusApplyConfiguration {
 	b.Pods = &value
+	return b
+}
+
+// WithPodPhases sets the PodPhases field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the PodPhases field is set to the value of the last call.
+func (b *NodeStatusApplyConfiguration) WithPodPhases(value *PodPhaseCountsApplyConfiguration) *NodeStatusApplyConfiguration {
+	b.PodPhases = value
 	return b
 }
 

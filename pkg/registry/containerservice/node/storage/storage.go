@@ -55,6 +55,17 @@ var Table = table.New(
 				return fmt.Sprintf("%d %s", gpu.Count, gpu.Model)
 			}
 		}},
-	table.Column[*cs.Node]{Name: "Pods", Type: "integer", Description: "Pods bound to the node.", Wide: true,
+	table.Column[*cs.Node]{Name: "Pods", Type: "integer", Description: "Pods bound to the node.",
 		Cell: func(n *cs.Node) any { return int64(n.Status.Pods) }},
+	table.Column[*cs.Node]{Name: "Internal-IP", Type: "string", Description: "The node's internal address in its cluster.", Wide: true,
+		Cell: func(n *cs.Node) any {
+			for _, a := range n.Status.Addresses {
+				if a.Type == "InternalIP" {
+					return a.Address
+				}
+			}
+			return "<none>"
+		}},
+	table.Column[*cs.Node]{Name: "Kubelet", Type: "string", Description: "The version of the node's kubelet.", Wide: true,
+		Cell: func(n *cs.Node) any { return n.Status.KubeletVersion }},
 )

@@ -1,0 +1,72 @@
+// Package clusterclient keeps the clients controllers use to reach inside user clusters,
+// one per cluster, built from the driver's access interface (never from files) and kept
+// while the driver's credential stays the same, so that connections are reused across
+// reconciles instead of a TLS handshake each.
+package clusterclient
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
+	"github.com/ucloudstack/containerservice/pkg/provisioner"
+)
+
+// requestTimeout bounds every request into a user cluster: a kube-apiserver that
+// accepts connections but never answers must not hold a controller's worker forever.
+const requestTimeout = 30 * time.Second
+
+// Cache hands out one client per cluster as one platform identity.
+type Cache struct {
+	access provisioner.Access
+	id     provisioner.Identity
+
+	mu      sync.Mutex
+	clients map[types.UID]entry
+}
+
+type entry struct {
+	cert   []byte
+	client kubernetes.Interface
+}
+
+// New returns a cache of clients acting as id.
+func New(access provisioner.Access, id provisioner.Identity) *Cache {
+	return &Cache{access: access, id: id, clients: map[types.UID]entry{}}
+}
+
+// For returns a client for the cluster's kube-apiserver, the same one while the
+// driver's credential is unchanged.
+func (c *Cache) For(ctx context.Context, cl *v1alpha1.Cluster) (kubernetes.Interface, error) {
+	cfg, err := c.access.RESTConfig(ctx, cl, c.id)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.clients[cl.UID]; ok && string(e.cert) == string(cfg.CertData) {
+		return e.client, nil
+	}
+	// The cluster's kube-apiserver is the platform's own: work for hundreds of people or
+	// nodes goes at the speed it takes, not at client-go's default 5 per second.
+	cfg.QPS, cfg.Burst = 1000, 1000
+	cfg.Timeout = requestTimeout
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("client for %s/%s: %w", cl.Namespace, cl.Name, err)
+	}
+	c.clients[cl.UID] = entry{cert: cfg.CertData, client: client}
+	return client, nil
+}
+
+// Forget drops the client of a cluster that is gone.
+func (c *Cache) Forget(uid types.UID) {
+	c.mu.Lock()
+	delete(c.clients, uid)
+	c.mu.Unlock()
+}
