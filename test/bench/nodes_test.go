@@ -16,11 +16,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/kubectl/pkg/drain"
 
 	"github.com/ucloudstack/containerservice/cmd/containerservice-local/stack"
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
+	"github.com/ucloudstack/containerservice/pkg/generated/clientset/versioned"
 	"github.com/ucloudstack/containerservice/test/framework"
 )
 
@@ -50,7 +52,11 @@ func BenchmarkNodes(b *testing.B) {
 	if _, err := env.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}, metav1.CreateOptions{}); err != nil {
 		b.Fatal(err)
 	}
-	clusters := env.CS.ContainerserviceV1alpha1().Clusters("bench")
+	// Both sides unthrottled: the servers are measured, not client-side rate limits.
+	hostCfg := rest.CopyConfig(env.AdminConfig)
+	hostCfg.QPS, hostCfg.Burst = 1e6, 1e6
+	cs := versioned.NewForConfigOrDie(hostCfg)
+	clusters := cs.ContainerserviceV1alpha1().Clusters("bench")
 	if _, err := clusters.Create(ctx, &v1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "c0"},
 		Spec: v1alpha1.ClusterSpec{Administrators: []v1alpha1.Subject{{Kind: v1alpha1.SubjectKindUser, Name: "root@example.com"}}}}, metav1.CreateOptions{}); err != nil {
 		b.Fatal(err)
@@ -69,9 +75,19 @@ func BenchmarkNodes(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cfg.QPS, cfg.Burst = 1000, 1000
+	cfg.QPS, cfg.Burst = 1e6, 1e6
 	user := kubernetes.NewForConfigOrDie(cfg)
-	nodes := env.CS.ContainerserviceV1alpha1().Nodes("bench")
+	nodes := cs.ContainerserviceV1alpha1().Nodes("bench")
+
+	// The node agent of a cluster with one node.
+	if _, err := nodes.Create(ctx, &v1alpha1.Node{ObjectMeta: metav1.ObjectMeta{Name: "solo"}, Spec: v1alpha1.NodeSpec{ClusterName: "c0"}}, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	poll(ctx, b, "one Node Ready", 100*time.Millisecond, func() bool {
+		c, err := clusters.Get(ctx, "c0", metav1.GetOptions{})
+		return err == nil && c.Status.Nodes.Ready == 1
+	})
+	oneNodeAgentMiB := agentRSS(env)
 
 	// 100 Nodes to Ready.
 	start := time.Now()
@@ -83,9 +99,10 @@ func BenchmarkNodes(b *testing.B) {
 	})
 	poll(ctx, b, "100 Nodes Ready", 100*time.Millisecond, func() bool {
 		c, err := clusters.Get(ctx, "c0", metav1.GetOptions{})
-		return err == nil && c.Status.Nodes.Ready == benchNodes
+		return err == nil && c.Status.Nodes.Ready == benchNodes+1
 	})
 	ours := time.Since(start)
+	hundredNodesAgentMiB := agentRSS(env)
 
 	// The reference: the same nodes written straight into the cluster, kept by the same agent.
 	start = time.Now()
@@ -142,7 +159,7 @@ func BenchmarkNodes(b *testing.B) {
 
 	// Memory with 100 nodes and 1000 pods.
 	_ = nodes.Delete(ctx, "n001", metav1.DeleteOptions{}) // its node is gone; the Node follows
-	parallel(2, func(i int) {
+	parallel(1, func(i int) {
 		n := &v1alpha1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("n%03d", benchNodes+i)}, Spec: v1alpha1.NodeSpec{ClusterName: "c0"}}
 		if _, err := nodes.Create(ctx, n, metav1.CreateOptions{}); err != nil {
 			b.Error(err)
@@ -170,14 +187,24 @@ func BenchmarkNodes(b *testing.B) {
 |---|---|---|---|
 | 100 nodes created → all Ready (Node objects vs nodes written into the cluster) | %.1f s (%.0f nodes/s) | %.1f s (%.0f nodes/s) | %.2f |
 | drain and delete a node running 100 pods (Node deletion vs kubectl/pkg/drain) | %.1f s | %.1f s | %.2f |
-| node agent (kwok) RSS, 100 nodes, 1000 pods | %.0f MiB | | |
+| node agent (kwok) RSS: 1 node / 100 nodes / 100 nodes and 1000 pods | %.0f / %.0f / %.0f MiB | | |
 | user kube-apiserver RSS, 100 nodes, 1000 pods | %.0f MiB | | |
 `, ours.Seconds(), benchNodes/ours.Seconds(), direct.Seconds(), benchNodes/direct.Seconds(), ours.Seconds()/direct.Seconds(),
-		ourDrain.Seconds(), kubectlDrain.Seconds(), ourDrain.Seconds()/kubectlDrain.Seconds(), agentMiB, apiserverMiB)
+		ourDrain.Seconds(), kubectlDrain.Seconds(), ourDrain.Seconds()/kubectlDrain.Seconds(), oneNodeAgentMiB, hundredNodesAgentMiB, agentMiB, apiserverMiB)
 	b.ReportMetric(benchNodes/ours.Seconds(), "nodes/s")
 	b.ReportMetric(ourDrain.Seconds(), "s-drain-100-pods")
 	b.ReportMetric(agentMiB, "MiB-kwok")
 	b.ReportMetric(apiserverMiB, "MiB-apiserver")
+}
+
+// agentRSS is the resident memory of the cluster's node agent.
+func agentRSS(env *framework.Env) float64 {
+	for pid, bin := range env.ClusterProcesses("bench", "c0") {
+		if bin == "kwok" {
+			return rssMiB(pid)
+		}
+	}
+	return 0
 }
 
 func nodeCapacity() corev1.ResourceList {

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/uuid"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
@@ -41,7 +42,11 @@ func (o *Options) addProvisioner(server *genericapiserver.GenericAPIServer, conf
 	if o.LeaderElection.LeaderElect && host == nil {
 		return errors.New("--leader-elect needs the host kube-apiserver (--kubeconfig, or the in-cluster configuration)")
 	}
-	client, err := versioned.NewForConfig(config.LoopbackClientConfig)
+	// The controllers write to this very server: a hundred nodes or members at once go
+	// at the speed it takes, not at the loopback client's default rate.
+	loopback := rest.CopyConfig(config.LoopbackClientConfig)
+	loopback.QPS, loopback.Burst = 500, 1000
+	client, err := versioned.NewForConfig(loopback)
 	if err != nil {
 		return fmt.Errorf("controller client: %w", err)
 	}

@@ -31,8 +31,9 @@ type Cache struct {
 }
 
 type entry struct {
-	cert   []byte
-	client kubernetes.Interface
+	cert []byte
+	// client bounds every request; watcher does not, for watches that last.
+	client, watcher kubernetes.Interface
 }
 
 // New returns a cache of clients acting as id.
@@ -41,27 +42,44 @@ func New(access provisioner.Access, id provisioner.Identity) *Cache {
 }
 
 // For returns a client for the cluster's kube-apiserver, the same one while the
-// driver's credential is unchanged.
+// driver's credential is unchanged. Each of its requests ends within 30 s.
 func (c *Cache) For(ctx context.Context, cl *v1alpha1.Cluster) (kubernetes.Interface, error) {
+	e, err := c.entry(ctx, cl)
+	return e.client, err
+}
+
+// ForWatch is For without the bound on a request, for informers (whose watches last);
+// a new one is handed out when the credential changes.
+func (c *Cache) ForWatch(ctx context.Context, cl *v1alpha1.Cluster) (kubernetes.Interface, error) {
+	e, err := c.entry(ctx, cl)
+	return e.watcher, err
+}
+
+func (c *Cache) entry(ctx context.Context, cl *v1alpha1.Cluster) (entry, error) {
 	cfg, err := c.access.RESTConfig(ctx, cl, c.id)
 	if err != nil {
-		return nil, err
+		return entry{}, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.clients[cl.UID]; ok && string(e.cert) == string(cfg.CertData) {
-		return e.client, nil
+		return e, nil
 	}
 	// The cluster's kube-apiserver is the platform's own: work for hundreds of people or
 	// nodes goes at the speed it takes, not at client-go's default 5 per second.
 	cfg.QPS, cfg.Burst = 1000, 1000
+	watcher, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return entry{}, fmt.Errorf("client for %s/%s: %w", cl.Namespace, cl.Name, err)
+	}
 	cfg.Timeout = requestTimeout
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("client for %s/%s: %w", cl.Namespace, cl.Name, err)
+		return entry{}, fmt.Errorf("client for %s/%s: %w", cl.Namespace, cl.Name, err)
 	}
-	c.clients[cl.UID] = entry{cert: cfg.CertData, client: client}
-	return client, nil
+	e := entry{cert: cfg.CertData, client: client, watcher: watcher}
+	c.clients[cl.UID] = e
+	return e, nil
 }
 
 // Forget drops the client of a cluster that is gone.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/cache"
@@ -37,6 +38,9 @@ func (f ReconcilerFunc) Reconcile(ctx context.Context, key string) (time.Duratio
 	return f(ctx, key)
 }
 
+// conflictRetry is how soon a key whose write met a newer object is reconciled again.
+const conflictRetry = 100 * time.Millisecond
+
 // permanentRetry is how soon a key whose reconcile hit a provisioner.PermanentError is
 // tried again: the cause is outside the controller's reach, but an operator may fix it.
 const permanentRetry = 30 * time.Second
@@ -44,7 +48,7 @@ const permanentRetry = 30 * time.Second
 var (
 	reconciles = metrics.NewCounterVec(&metrics.CounterOpts{
 		Namespace: "containerservice", Subsystem: "controller", Name: "reconciles_total",
-		Help: "Reconciliations by controller and result (ok, error, permanent_error).", StabilityLevel: metrics.ALPHA,
+		Help: "Reconciliations by controller and result (ok, conflict, error, permanent_error).", StabilityLevel: metrics.ALPHA,
 	}, []string{"controller", "result"})
 	reconcileSeconds = metrics.NewHistogramVec(&metrics.HistogramOpts{
 		Namespace: "containerservice", Subsystem: "controller", Name: "reconcile_duration_seconds",
@@ -151,6 +155,13 @@ func (c *Controller) processNext(ctx context.Context) bool {
 		klog.ErrorS(err, "Reconcile cannot succeed until the cause is fixed; retrying slowly", "controller", c.name, "key", key)
 		c.queue.Forget(key)
 		c.queue.AddAfter(key, permanentRetry)
+	case apierrors.IsConflict(err):
+		// The cache was behind the API (our own write is on its way back through the
+		// informer): no failure, so no backoff; the object is looked at again shortly.
+		reconciles.WithLabelValues(c.name, "conflict").Inc()
+		klog.V(4).InfoS("Reconcile met a newer object; retrying", "controller", c.name, "key", key)
+		c.queue.Forget(key)
+		c.queue.AddAfter(key, conflictRetry)
 	default:
 		reconciles.WithLabelValues(c.name, "error").Inc()
 		klog.ErrorS(err, "Reconcile failed; retrying", "controller", c.name, "key", key)

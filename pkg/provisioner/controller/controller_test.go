@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/component-base/metrics/testutil"
 
 	"github.com/ucloudstack/containerservice/pkg/provisioner"
@@ -80,5 +82,43 @@ func TestAPermanentErrorIsRetriedSlowly(t *testing.T) {
 	}
 	if n, _ := testutil.GetCounterMetricValue(reconciles.WithLabelValues("test-permanent", "permanent_error")); n != 1 {
 		t.Errorf("permanent errors counted %v, want 1", n)
+	}
+}
+
+// TestAConflictIsRetriedWithoutBackoff: a write that met a newer object is no failure:
+// many conflicts in a row do not slow the key down the way errors do.
+func TestAConflictIsRetriedWithoutBackoff(t *testing.T) {
+	var mu sync.Mutex
+	calls := 0
+	done := make(chan struct{})
+	r := ReconcilerFunc(func(context.Context, string) (time.Duration, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls == 12 {
+			close(done)
+		}
+		if calls >= 12 {
+			return 0, nil
+		}
+		return 0, apierrors.NewConflict(schema.GroupResource{Resource: "nodes"}, "a", errors.New("changed"))
+	})
+	c := New("test-conflict", r)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go c.Run(ctx, 1)
+	start := time.Now()
+	c.EnqueueKey("ns/a")
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatalf("reconciled %d times", calls)
+	}
+	// Eleven errors would have backed off 5 ms doubling (over 10 s in all).
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("eleven conflicts took %v", took)
+	}
+	if n, _ := testutil.GetCounterMetricValue(reconciles.WithLabelValues("test-conflict", "error")); n != 0 {
+		t.Errorf("conflicts counted as errors: %v", n)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -40,8 +41,10 @@ const (
 	resync = 10 * time.Second
 	// waitForCluster is how soon a node looks again at a cluster that is not running.
 	waitForCluster = 5 * time.Second
-	// drainPoll is how often a drain tries its evictions again.
-	drainPoll = 2 * time.Second
+	// drainPoll is how often a drain that pods' budgets block tries again, and
+	// drainPollEvicting how soon it looks whether the pods it evicted are gone.
+	drainPoll         = 2 * time.Second
+	drainPollEvicting = 300 * time.Millisecond
 )
 
 // Controller reconciles Nodes.
@@ -55,6 +58,9 @@ type Controller struct {
 	// userClient reaches inside a user cluster; now is the clock (variables for tests).
 	userClient func(context.Context, *v1alpha1.Cluster) (kubernetes.Interface, error)
 	now        func() time.Time
+	watches    watches
+	// watching is false in unit tests, which have no real cluster to watch.
+	watching bool
 }
 
 // New returns a controller over the shared informers' Nodes and Clusters.
@@ -62,6 +68,8 @@ func New(client versioned.Interface, nodes informers.NodeInformer, clusters info
 	c := &Controller{client: client, nodes: nodes.Lister(), clusters: clusters.Lister(),
 		clients: clusterclient.New(access, provisioner.PlatformManager), recorder: recorder, now: time.Now}
 	c.userClient = c.clients.For
+	c.watching = true
+	c.watches = watches{byUID: map[types.UID]*watch{}, enqueue: func(key string) { c.EnqueueKey(key) }}
 	c.Controller = controller.New(Name, c, nodes.Informer().HasSynced, clusters.Informer().HasSynced)
 	if _, err := nodes.Informer().AddEventHandler(c.Handler()); err != nil {
 		return nil, err
@@ -95,6 +103,7 @@ func (c *Controller) clusterChanged(obj any) {
 	}
 	if cl.DeletionTimestamp != nil {
 		c.clients.Forget(cl.UID)
+		c.watches.stop(cl.UID)
 	}
 	nodes, err := c.nodes.Nodes(cl.Namespace).List(labels.Everything())
 	if err != nil {
@@ -150,6 +159,11 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	client, err := c.userClient(ctx, cl)
 	if err != nil {
 		return 0, err
+	}
+	if c.watching {
+		if watcher, err := c.clients.ForWatch(ctx, cl); err == nil {
+			c.watches.ensure(cl, watcher)
+		}
 	}
 	node, err := c.ensureUserNode(ctx, client, n, false)
 	if err != nil {

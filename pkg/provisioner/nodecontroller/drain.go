@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -96,7 +97,12 @@ func (c *Controller) drainAndDelete(ctx context.Context, n *v1alpha1.Node, cl *v
 	if err := c.writeStatus(ctx, n, st); err != nil {
 		return 0, err
 	}
-	return min(drainPoll, deadline.Sub(now)+10*time.Millisecond), nil
+	// Evicted pods go within moments; blocked ones wait for their budget to allow.
+	poll := drainPollEvicting
+	if len(st.Drain.BlockedBy) > 0 {
+		poll = drainPoll
+	}
+	return min(poll, deadline.Sub(now)+10*time.Millisecond), nil
 }
 
 // cordon marks the node unschedulable; false when the cluster has no node made for this
@@ -123,22 +129,40 @@ func cordon(ctx context.Context, client kubernetes.Interface, n *v1alpha1.Node) 
 	return true, nil
 }
 
+// evictParallelism bounds the evictions in flight for one node, as kubectl drain
+// evicts pods at once rather than one after the other.
+const evictParallelism = 16
+
 // evict asks the Eviction API to evict each pod not already going, and returns what
-// refused, naming the PodDisruptionBudget that blocks each pod.
+// refused, naming the PodDisruptionBudget that blocks each pod, in the pods' order.
 func evict(ctx context.Context, client kubernetes.Interface, pods []corev1.Pod) []string {
 	helper := &drain.Helper{Ctx: ctx, Client: client, GracePeriodSeconds: -1}
-	var blocked []string
-	for _, p := range pods {
+	results := make([]string, len(pods))
+	slots := make(chan struct{}, evictParallelism)
+	var wg sync.WaitGroup
+	for i := range pods {
+		p := &pods[i]
 		if p.DeletionTimestamp != nil {
 			continue // evicted already, on its way out
 		}
-		err := helper.EvictPod(p, policyv1.SchemeGroupVersion)
-		switch {
-		case err == nil, apierrors.IsNotFound(err):
-		case apierrors.IsTooManyRequests(err):
-			blocked = append(blocked, fmt.Sprintf("pod %s/%s: %s", p.Namespace, p.Name, blockingBudgets(ctx, client, &p, err)))
-		default:
-			blocked = append(blocked, fmt.Sprintf("pod %s/%s: %v", p.Namespace, p.Name, err))
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			err := helper.EvictPod(*p, policyv1.SchemeGroupVersion)
+			switch {
+			case err == nil, apierrors.IsNotFound(err):
+			case apierrors.IsTooManyRequests(err):
+				results[i] = fmt.Sprintf("pod %s/%s: %s", p.Namespace, p.Name, blockingBudgets(ctx, client, p, err))
+			default:
+				results[i] = fmt.Sprintf("pod %s/%s: %v", p.Namespace, p.Name, err)
+			}
+		})
+	}
+	wg.Wait()
+	var blocked []string
+	for _, r := range results {
+		if r != "" {
+			blocked = append(blocked, r)
 		}
 	}
 	return blocked

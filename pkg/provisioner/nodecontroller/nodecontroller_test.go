@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,6 +58,7 @@ func newFixture(t *testing.T, cl *v1alpha1.Cluster, n *v1alpha1.Node, userObjs .
 	}
 	ctrl.userClient = func(context.Context, *v1alpha1.Cluster) (kubernetes.Interface, error) { return f.user, nil }
 	ctrl.now = func() time.Time { return f.clock }
+	ctrl.watching = false
 	f.ctrl, f.nodes, f.clusters = ctrl, factory.Nodes().Informer().GetIndexer(), factory.Clusters().Informer().GetIndexer()
 	if err := f.clusters.Add(cl); err != nil {
 		t.Fatal(err)
@@ -221,12 +223,12 @@ func TestDrainHeldByBudgetEndsAtDeadline(t *testing.T) {
 	if _, err := f.user.CoreV1().Pods("default").Create(context.Background(), pod("a", corev1.PodRunning), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	evictions := 0
+	var evictions atomic.Int32
 	f.user.PrependReactor("create", "pods", func(a clienttesting.Action) (bool, runtime.Object, error) {
 		if a.GetSubresource() != "eviction" {
 			return false, nil, nil
 		}
-		evictions++
+		evictions.Add(1)
 		return true, nil, apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 0)
 	})
 	cur, _ := f.reconcile(t)
@@ -238,8 +240,8 @@ func TestDrainHeldByBudgetEndsAtDeadline(t *testing.T) {
 	cur, after := f.reconcile(t)
 	d := cur.Status.Drain
 	if cur.Status.Phase != v1alpha1.NodeDraining || d == nil || !d.Deadline.Time.Equal(start.Add(time.Minute)) || d.PodsRemaining != 1 ||
-		len(d.BlockedBy) != 1 || !strings.Contains(d.BlockedBy[0], "PodDisruptionBudget web-pdb") || evictions != 1 || after <= 0 {
-		t.Fatalf("status %+v drain %+v evictions %d requeue %v", cur.Status, d, evictions, after)
+		len(d.BlockedBy) != 1 || !strings.Contains(d.BlockedBy[0], "PodDisruptionBudget web-pdb") || evictions.Load() != 1 || after <= 0 {
+		t.Fatalf("status %+v drain %+v evictions %d requeue %v", cur.Status, d, evictions.Load(), after)
 	}
 	if !f.userNode(t).Spec.Unschedulable {
 		t.Error("the draining node is not cordoned")
