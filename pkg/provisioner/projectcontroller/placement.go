@@ -72,7 +72,10 @@ func place(ctx context.Context, client kubernetes.Interface, p *v1alpha1.Project
 	ns, err := namespaces.Get(ctx, p.Spec.Namespace, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		ns = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: p.Spec.Namespace, Labels: projectLabels(p)}}
+		// Only a namespace the platform made for this project (this UID) is ever deleted
+		// with it; one that was there before is used, and kept.
+		ns = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: p.Spec.Namespace, Labels: projectLabels(p),
+			Annotations: map[string]string{v1alpha1.ProjectUIDAnnotation: string(p.UID)}}}
 		if _, err := namespaces.Create(ctx, ns, metav1.CreateOptions{FieldManager: fieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create namespace %s: %w", p.Spec.Namespace, err)
 		}
@@ -171,9 +174,11 @@ func unplace(ctx context.Context, client kubernetes.Interface, p *v1alpha1.Proje
 		if err != nil {
 			return false, err
 		}
-		// Only a namespace that is ours for this project is deleted.
-		if ns.Labels[v1alpha1.ProjectLabel] == p.Name {
-			if err := client.CoreV1().Namespaces().Delete(ctx, namespace, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		// Only the namespace the platform made for this very project is deleted: not one
+		// that existed before (a cluster admin's), nor one an earlier project of the same
+		// name made and retained. Labels anyone in the cluster can set prove nothing.
+		if ns.Annotations[v1alpha1.ProjectUIDAnnotation] == string(p.UID) && p.UID != "" {
+			if err := client.CoreV1().Namespaces().Delete(ctx, namespace, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &ns.UID}}); err != nil && !apierrors.IsNotFound(err) {
 				return false, fmt.Errorf("delete namespace %s: %w", namespace, err)
 			}
 			return false, nil

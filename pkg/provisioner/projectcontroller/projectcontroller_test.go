@@ -113,3 +113,38 @@ func TestServiceAccountsPruned(t *testing.T) {
 		t.Errorf("ServiceAccounts %v, want %v", got, want)
 	}
 }
+
+// TestOnlyTheProjectsOwnNamespaceIsDeleted: with namespacePolicy Delete, leaving a cluster
+// deletes the namespace the platform made for this project (its UID), and never one that
+// was there before, nor one an earlier project of the same name made, whatever their labels.
+func TestOnlyTheProjectsOwnNamespaceIsDeleted(t *testing.T) {
+	p := testProject()
+	p.UID = "uid-now"
+	p.Spec.NamespacePolicy = v1alpha1.ProjectNamespaceDelete
+	labels := projectLabels(p)
+	for name, ns := range map[string]*corev1.Namespace{
+		"made for it":          {ObjectMeta: metav1.ObjectMeta{Name: "pay", Labels: labels, Annotations: map[string]string{v1alpha1.ProjectUIDAnnotation: "uid-now"}}},
+		"there before":         {ObjectMeta: metav1.ObjectMeta{Name: "pay", Labels: labels}},
+		"an earlier project's": {ObjectMeta: metav1.ObjectMeta{Name: "pay", Labels: labels, Annotations: map[string]string{v1alpha1.ProjectUIDAnnotation: "uid-before"}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			client := fake.NewSimpleClientset(ns)
+			kept, err := unplace(context.Background(), client, p, "pay")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, getErr := client.CoreV1().Namespaces().Get(context.Background(), "pay", metav1.GetOptions{})
+			wantDeleted := name == "made for it"
+			if deleted := getErr != nil; deleted != wantDeleted || kept == wantDeleted {
+				t.Errorf("deleted %v (kept reported %v), want deleted %v", deleted, kept, wantDeleted)
+			}
+		})
+	}
+	// What place creates carries the UID.
+	client := fake.NewSimpleClientset()
+	_ = place(context.Background(), client, p) // fails later on the permission groups; the namespace is made first
+	ns, err := client.CoreV1().Namespaces().Get(context.Background(), "pay", metav1.GetOptions{})
+	if err != nil || ns.Annotations[v1alpha1.ProjectUIDAnnotation] != "uid-now" {
+		t.Errorf("created namespace %+v (%v): want the project's UID", ns, err)
+	}
+}

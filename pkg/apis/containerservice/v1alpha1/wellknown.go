@@ -60,6 +60,10 @@ const (
 	// cluster for a project (its namespace, its RoleBindings) and into the tenant
 	// namespace on the host (the members' Role and RoleBinding).
 	ProjectLabel = GroupName + "/project"
+	// ProjectUIDAnnotation, on a namespace inside a user cluster, holds the UID of the
+	// Project the platform created it for: with namespacePolicy Delete, only a namespace
+	// that carries its project's UID is deleted with it.
+	ProjectUIDAnnotation = GroupName + "/project-uid"
 	// ProjectConditionReady is True when the project's namespace and bindings are in
 	// place in every cluster it spans.
 	ProjectConditionReady = "Ready"

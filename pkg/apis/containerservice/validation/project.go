@@ -1,6 +1,8 @@
 package validation
 
 import (
+	"strings"
+
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -14,7 +16,7 @@ var (
 )
 
 // reservedNamespaces are namespaces of user clusters a project may not take over: the
-// platform's own and Kubernetes' built-in ones.
+// platform's own and Kubernetes' built-in ones, and every name starting kube- or ucs-.
 var reservedNamespaces = sets.New("default", "kube-system", "kube-public", "kube-node-lease", "ucs-system", "ucs-users")
 
 // ValidateProject checks a Project being created.
@@ -58,7 +60,7 @@ func validateProjectSpec(spec *cs.ProjectSpec, fld *field.Path) field.ErrorList 
 	switch {
 	case spec.Namespace == "":
 		errs = append(errs, field.Required(nsPath, ""))
-	case reservedNamespaces.Has(spec.Namespace):
+	case reservedNamespaces.Has(spec.Namespace) || strings.HasPrefix(spec.Namespace, "kube-") || strings.HasPrefix(spec.Namespace, "ucs-"):
 		errs = append(errs, field.Forbidden(nsPath, "namespace "+spec.Namespace+" is reserved"))
 	default:
 		for _, msg := range apivalidation.ValidateNamespaceName(spec.Namespace, false) {

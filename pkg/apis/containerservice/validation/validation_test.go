@@ -375,6 +375,8 @@ func TestValidateProject(t *testing.T) {
 		"bad namespace":       {func(p *cs.Project) { p.Spec.Namespace = "pay_ments" }, []string{invalid + "spec.namespace"}},
 		"kube-system taken":   {func(p *cs.Project) { p.Spec.Namespace = "kube-system" }, []string{forbidden + "spec.namespace"}},
 		"platform ns taken":   {func(p *cs.Project) { p.Spec.Namespace = "ucs-users" }, []string{forbidden + "spec.namespace"}},
+		"kube- prefix":        {func(p *cs.Project) { p.Spec.Namespace = "kube-flannel" }, []string{forbidden + "spec.namespace"}},
+		"ucs- prefix":         {func(p *cs.Project) { p.Spec.Namespace = "ucs-audit" }, []string{forbidden + "spec.namespace"}},
 		"unknown role":        {func(p *cs.Project) { p.Spec.Members[0].Role = "owner" }, []string{unsupported + "spec.members[0].role"}},
 		"system: user":        {func(p *cs.Project) { p.Spec.Members[0].Name = "system:kube-controller-manager" }, []string{forbidden + "spec.members[0].name"}},
 		"system: group":       {func(p *cs.Project) { p.Spec.Members[1].Name = "system:authenticated" }, []string{forbidden + "spec.members[1].name"}},
