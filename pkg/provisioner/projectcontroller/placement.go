@@ -66,35 +66,12 @@ func desiredBindings(p *v1alpha1.Project) map[string]*rbacv1.RoleBinding {
 
 // place puts the project's namespace and bindings into a cluster, repairing whatever
 // differs (a removed label, an edited or deleted binding), and removes bindings of roles
-// that no longer have members.
-func place(ctx context.Context, client kubernetes.Interface, p *v1alpha1.Project) error {
-	namespaces := client.CoreV1().Namespaces()
-	ns, err := namespaces.Get(ctx, p.Spec.Namespace, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		// Only a namespace the platform made for this project (this UID) is ever deleted
-		// with it; one that was there before is used, and kept.
-		ns = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: p.Spec.Namespace, Labels: projectLabels(p),
-			Annotations: map[string]string{v1alpha1.ProjectUIDAnnotation: string(p.UID)}}}
-		if _, err := namespaces.Create(ctx, ns, metav1.CreateOptions{FieldManager: fieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create namespace %s: %w", p.Spec.Namespace, err)
-		}
-	case err != nil:
+// that no longer have members. A namespace another live project holds (live says which
+// projects of the tenant exist) is not touched: the first to place it keeps it.
+func place(ctx context.Context, client kubernetes.Interface, p *v1alpha1.Project, live func(project string) bool) error {
+	if err := placeNamespace(ctx, client, p, live); err != nil {
 		return err
-	case ns.DeletionTimestamp != nil:
-		return fmt.Errorf("namespace %s is being deleted; it is created again once it is gone", p.Spec.Namespace)
-	case !hasLabels(ns.Labels, projectLabels(p)):
-		if ns.Labels == nil {
-			ns.Labels = map[string]string{}
-		}
-		for k, v := range projectLabels(p) {
-			ns.Labels[k] = v
-		}
-		if _, err := namespaces.Update(ctx, ns, metav1.UpdateOptions{FieldManager: fieldManager}); err != nil {
-			return fmt.Errorf("label namespace %s: %w", p.Spec.Namespace, err)
-		}
 	}
-
 	want := desiredBindings(p)
 	// The permission groups aggregate the built-in roles once the cluster's controller
 	// manager has run; until then a binding to one grants nothing, and the project is not
@@ -163,26 +140,73 @@ func place(ctx context.Context, client kubernetes.Interface, p *v1alpha1.Project
 	return nil
 }
 
+// placeNamespace creates the project's namespace or labels the one that is there,
+// unless another live project holds it.
+func placeNamespace(ctx context.Context, client kubernetes.Interface, p *v1alpha1.Project, live func(string) bool) error {
+	namespaces := client.CoreV1().Namespaces()
+	ns, err := namespaces.Get(ctx, p.Spec.Namespace, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		// Only a namespace the platform made for this project (this UID) is ever deleted
+		// with it; one that was there before is used, and kept.
+		ns = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: p.Spec.Namespace, Labels: projectLabels(p),
+			Annotations: map[string]string{v1alpha1.ProjectUIDAnnotation: string(p.UID)}}}
+		_, err := namespaces.Create(ctx, ns, metav1.CreateOptions{FieldManager: fieldManager})
+		if !apierrors.IsAlreadyExists(err) {
+			if err != nil {
+				return fmt.Errorf("create namespace %s: %w", p.Spec.Namespace, err)
+			}
+			return nil
+		}
+		// Someone made it meanwhile (another project racing for it): look at whose it is.
+		ns, err = namespaces.Get(ctx, p.Spec.Namespace, metav1.GetOptions{})
+	}
+	switch {
+	case err != nil:
+		return err
+	case ns.DeletionTimestamp != nil:
+		return fmt.Errorf("namespace %s is being deleted; it is created again once it is gone", p.Spec.Namespace)
+	}
+	if other := ns.Labels[v1alpha1.ProjectLabel]; other != "" && other != p.Name && live(other) {
+		return fmt.Errorf("namespace %s in this cluster belongs to project %s", p.Spec.Namespace, other)
+	}
+	if hasLabels(ns.Labels, projectLabels(p)) {
+		return nil
+	}
+	if ns.Labels == nil {
+		ns.Labels = map[string]string{}
+	}
+	for k, v := range projectLabels(p) {
+		ns.Labels[k] = v
+	}
+	if _, err := namespaces.Update(ctx, ns, metav1.UpdateOptions{FieldManager: fieldManager}); err != nil {
+		return fmt.Errorf("label namespace %s: %w", p.Spec.Namespace, err)
+	}
+	return nil
+}
+
 // unplace removes the project from a cluster it left: its bindings, and its namespace
 // when the project asks for that. It returns whether the namespace was kept.
 func unplace(ctx context.Context, client kubernetes.Interface, p *v1alpha1.Project, namespace string) (kept bool, err error) {
-	if p.Spec.NamespacePolicy == v1alpha1.ProjectNamespaceDelete {
-		ns, err := client.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return false, nil
+	ns, err := client.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if other := ns.Labels[v1alpha1.ProjectLabel]; other != "" && other != p.Name {
+		// Another project holds the namespace now: its bindings (of the same names) are
+		// not this project's to remove.
+		return true, nil
+	}
+	// Only the namespace the platform made for this very project is deleted: not one
+	// that existed before (a cluster admin's), nor one an earlier project of the same
+	// name made and retained. Labels anyone in the cluster can set prove nothing.
+	if p.Spec.NamespacePolicy == v1alpha1.ProjectNamespaceDelete && p.UID != "" && ns.Annotations[v1alpha1.ProjectUIDAnnotation] == string(p.UID) {
+		if err := client.CoreV1().Namespaces().Delete(ctx, namespace, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &ns.UID}}); err != nil && !apierrors.IsNotFound(err) {
+			return false, fmt.Errorf("delete namespace %s: %w", namespace, err)
 		}
-		if err != nil {
-			return false, err
-		}
-		// Only the namespace the platform made for this very project is deleted: not one
-		// that existed before (a cluster admin's), nor one an earlier project of the same
-		// name made and retained. Labels anyone in the cluster can set prove nothing.
-		if ns.Annotations[v1alpha1.ProjectUIDAnnotation] == string(p.UID) && p.UID != "" {
-			if err := client.CoreV1().Namespaces().Delete(ctx, namespace, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &ns.UID}}); err != nil && !apierrors.IsNotFound(err) {
-				return false, fmt.Errorf("delete namespace %s: %w", namespace, err)
-			}
-			return false, nil
-		}
+		return false, nil
 	}
 	bindings := client.RbacV1().RoleBindings(namespace)
 	for _, role := range roles {

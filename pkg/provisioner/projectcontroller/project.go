@@ -133,7 +133,12 @@ func (c *Controller) placeIn(ctx context.Context, cl *v1alpha1.Cluster, p *v1alp
 	if err != nil {
 		return err
 	}
-	if err := place(ctx, client, p); err != nil {
+	live := func(name string) bool {
+		// A project being deleted still holds its namespace until it has left.
+		_, err := c.projects.Projects(p.Namespace).Get(name)
+		return err == nil
+	}
+	if err := place(ctx, client, p, live); err != nil {
 		return err
 	}
 	return c.syncIdentities(ctx, cl)

@@ -3,6 +3,7 @@ package projectcontroller
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -142,9 +143,33 @@ func TestOnlyTheProjectsOwnNamespaceIsDeleted(t *testing.T) {
 	}
 	// What place creates carries the UID.
 	client := fake.NewSimpleClientset()
-	_ = place(context.Background(), client, p) // fails later on the permission groups; the namespace is made first
+	_ = place(context.Background(), client, p, func(string) bool { return false }) // fails later on the permission groups; the namespace is made first
 	ns, err := client.CoreV1().Namespaces().Get(context.Background(), "pay", metav1.GetOptions{})
 	if err != nil || ns.Annotations[v1alpha1.ProjectUIDAnnotation] != "uid-now" {
 		t.Errorf("created namespace %+v (%v): want the project's UID", ns, err)
+	}
+}
+
+// TestANamespaceHeldByAnotherProjectIsNotTouched: two projects racing for one namespace
+// of a cluster: the second neither relabels it nor writes or removes bindings there.
+func TestANamespaceHeldByAnotherProjectIsNotTouched(t *testing.T) {
+	first, second := testProject(), testProject()
+	second.Name, second.UID = "payments-2", "uid-2"
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "pay", Labels: projectLabels(first)}}
+	theirs := desiredBindings(first)["ucs:project:edit"]
+	client := fake.NewSimpleClientset(ns, theirs)
+	live := func(name string) bool { return name == first.Name }
+	if err := place(context.Background(), client, second, live); err == nil || !strings.Contains(err.Error(), "belongs to project payments") {
+		t.Errorf("placing the second project: %v", err)
+	}
+	if kept, err := unplace(context.Background(), client, second, "pay"); err != nil || !kept {
+		t.Errorf("the second project leaving: kept %v, %v", kept, err)
+	}
+	got, err := client.CoreV1().Namespaces().Get(context.Background(), "pay", metav1.GetOptions{})
+	if err != nil || got.Labels[v1alpha1.ProjectLabel] != first.Name {
+		t.Errorf("namespace %+v (%v), want the first project's", got, err)
+	}
+	if b, err := client.RbacV1().RoleBindings("pay").Get(context.Background(), "ucs:project:edit", metav1.GetOptions{}); err != nil || !slices.Equal(b.Subjects, theirs.Subjects) {
+		t.Errorf("the first project's binding changed: %+v (%v)", b, err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apiserver/pkg/authentication/user"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
@@ -223,5 +224,28 @@ func TestOnlyTheProvisionerRemovesTheClusterFinalizer(t *testing.T) {
 	other.Finalizers = []string{v1alpha1.ClusterFinalizer}
 	if errs := s.ValidateUpdate(tenant, other, old); len(errs) != 0 {
 		t.Errorf("a tenant removes another finalizer: %v", errs)
+	}
+}
+
+// TestReferencesAreCheckedOnSpecChangesOnly: removing a finalizer or a label from a Node
+// whose cluster is gone goes through; a spec change is checked.
+func TestReferencesAreCheckedOnSpecChangesOnly(t *testing.T) {
+	calls := 0
+	kind := node.NewKind(nil)
+	kind.References = func(context.Context, *cs.Node, *cs.Node) field.ErrorList {
+		calls++
+		return field.ErrorList{field.NotFound(field.NewPath("spec", "clusterName"), "prod")}
+	}
+	strategy := specstatus.NewStrategy(scheme, kind)
+	old := &cs.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", Namespace: "acme", ResourceVersion: "3", Finalizers: []string{v1alpha1.NodeFinalizer}},
+		Spec: cs.NodeSpec{ClusterName: "prod", Resources: cs.NodeResources{CPU: resource.MustParse("1"), Memory: resource.MustParse("1Gi"), Pods: 110}}}
+	n := old.DeepCopy()
+	n.Finalizers = nil
+	if errs := strategy.ValidateUpdate(asUser("alice"), n, old); len(errs) != 0 || calls != 0 {
+		t.Errorf("finalizer removal: %v (references looked up %d times)", errs, calls)
+	}
+	n.Spec.Unschedulable = true
+	if errs := strategy.ValidateUpdate(asUser("alice"), n, old); len(errs) != 1 || calls != 1 {
+		t.Errorf("spec change: %v (references looked up %d times)", errs, calls)
 	}
 }

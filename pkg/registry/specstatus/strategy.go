@@ -107,7 +107,9 @@ func (s Strategy[T]) Validate(ctx context.Context, obj runtime.Object) field.Err
 // ValidateUpdate checks a change made through the main resource.
 func (s Strategy[T]) ValidateUpdate(ctx context.Context, obj, old runtime.Object) field.ErrorList {
 	errs := append(s.kind.ValidateUpdate(obj.(T), old.(T)), s.guard(ctx, obj, old)...)
-	if len(errs) == 0 && s.kind.References != nil {
+	// Lookups are for what the spec says: a metadata-only change (a finalizer removed,
+	// a label) must go through even when a referenced object is gone.
+	if len(errs) == 0 && s.kind.References != nil && !apiequality.Semantic.DeepEqual(fieldOf(obj.(T), "Spec"), fieldOf(old.(T), "Spec")) {
 		errs = s.kind.References(ctx, obj.(T), old.(T))
 	}
 	return errs

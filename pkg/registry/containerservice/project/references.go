@@ -3,7 +3,6 @@ package project
 import (
 	"context"
 	"fmt"
-	"slices"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
@@ -53,11 +52,22 @@ func (r *References) Check(ctx context.Context, p, old *cs.Project) field.ErrorL
 		return append(errs, field.InternalError(fld.Child("namespace"), fmt.Errorf("list projects: %w", err)))
 	}
 	for _, other := range list.(*cs.ProjectList).Items {
-		if other.Name == p.Name || other.Spec.Namespace != p.Spec.Namespace {
+		if other.Name == p.Name {
 			continue
 		}
+		// A project holds a namespace in a cluster it asks for, and in one it is still
+		// leaving (its status lists it until its bindings there are gone).
+		held := sets.New[string]()
+		if other.Spec.Namespace == p.Spec.Namespace {
+			held.Insert(other.Spec.Clusters...)
+		}
+		for _, placed := range other.Status.Clusters {
+			if placed.Namespace == p.Spec.Namespace {
+				held.Insert(placed.Name)
+			}
+		}
 		for i, c := range p.Spec.Clusters {
-			if slices.Contains(other.Spec.Clusters, c) {
+			if held.Has(c) {
 				errs = append(errs, field.Duplicate(fld.Child("clusters").Index(i),
 					fmt.Sprintf("%s: project %s already places namespace %s in cluster %s", c, other.Name, p.Spec.Namespace, c)))
 			}
