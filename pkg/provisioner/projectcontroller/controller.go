@@ -119,6 +119,9 @@ func (c *Controller) clusterChanged(obj any) {
 	if !ok {
 		return
 	}
+	if cl.DeletionTimestamp != nil {
+		c.clients.Forget(cl.UID) // its connections go with it
+	}
 	c.Identities.EnqueueKey(cl.Namespace + "/" + cl.Name)
 	projects, err := c.projects.Projects(cl.Namespace).List(everything)
 	if err != nil {

@@ -73,18 +73,6 @@ func place(ctx context.Context, client kubernetes.Interface, p *v1alpha1.Project
 		return err
 	}
 	want := desiredBindings(p)
-	// The permission groups aggregate the built-in roles once the cluster's controller
-	// manager has run; until then a binding to one grants nothing, and the project is not
-	// in place (its members wait with a 503 rather than meet a 403).
-	for _, b := range want {
-		role, err := client.RbacV1().ClusterRoles().Get(ctx, b.RoleRef.Name, metav1.GetOptions{})
-		if err != nil {
-			return fmt.Errorf("permission group %s: %w", b.RoleRef.Name, err)
-		}
-		if len(role.Rules) == 0 {
-			return fmt.Errorf("permission group %s is not aggregated yet", b.RoleRef.Name)
-		}
-	}
 
 	bindings := client.RbacV1().RoleBindings(p.Spec.Namespace)
 	existing, err := bindings.List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(projectLabels(p)).String()})
@@ -117,8 +105,23 @@ func place(ctx context.Context, client kubernetes.Interface, p *v1alpha1.Project
 			delete(have, name)
 		}
 	}
+	// The permission groups aggregate the built-in roles once the cluster's controller
+	// manager has run; until then a binding to one grants nothing, and the project is not
+	// in place (its members wait with a 503 rather than meet a 403). Removals never wait:
+	// a member taken out loses the binding whatever else is not ready.
+	var notReady error
 	for name, b := range want {
 		old, ok := have[name]
+		if err := aggregated(ctx, client, b.RoleRef.Name); err != nil {
+			notReady = err
+			if keep := slices.DeleteFunc(slices.Clone(old.Subjects), func(s rbacv1.Subject) bool { return !slices.Contains(b.Subjects, s) }); ok && len(keep) < len(old.Subjects) {
+				old.Subjects = keep
+				if _, err := bindings.Update(ctx, &old, metav1.UpdateOptions{FieldManager: fieldManager}); err != nil {
+					return fmt.Errorf("remove members from binding %s: %w", name, err)
+				}
+			}
+			continue
+		}
 		switch {
 		case !ok:
 			if _, err := bindings.Create(ctx, b, metav1.CreateOptions{FieldManager: fieldManager}); err != nil {
@@ -136,6 +139,18 @@ func place(ctx context.Context, client kubernetes.Interface, p *v1alpha1.Project
 				return fmt.Errorf("update binding %s: %w", name, err)
 			}
 		}
+	}
+	return notReady
+}
+
+// aggregated says whether a permission group has its rules yet.
+func aggregated(ctx context.Context, client kubernetes.Interface, name string) error {
+	role, err := client.RbacV1().ClusterRoles().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("permission group %s: %w", name, err)
+	}
+	if len(role.Rules) == 0 {
+		return fmt.Errorf("permission group %s is not aggregated yet", name)
 	}
 	return nil
 }

@@ -173,3 +173,30 @@ func TestANamespaceHeldByAnotherProjectIsNotTouched(t *testing.T) {
 		t.Errorf("the first project's binding changed: %+v (%v)", b, err)
 	}
 }
+
+// TestRemovalDoesNotWaitForPermissionGroups: while a permission group is not aggregated
+// (a controller manager down), a member taken out of the project is taken out of the
+// binding at once; nobody is added.
+func TestRemovalDoesNotWaitForPermissionGroups(t *testing.T) {
+	p := testProject()
+	before := desiredBindings(p)["ucs:project:edit"]
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "pay", Labels: projectLabels(p)}}
+	client := fake.NewSimpleClientset(ns, before, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "ucs:edit"}}, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "ucs:view"}})
+	p.Spec.Members = slices.DeleteFunc(p.Spec.Members, func(m v1alpha1.ProjectMember) bool { return m.Name == "bob@example.com" })
+	p.Spec.Members = append(p.Spec.Members, v1alpha1.ProjectMember{Kind: v1alpha1.SubjectKindUser, Name: "new@example.com", Role: v1alpha1.ProjectRoleEdit})
+	if err := place(context.Background(), client, p, func(string) bool { return false }); err == nil || !strings.Contains(err.Error(), "not aggregated") {
+		t.Errorf("place: %v, want the permission group not aggregated", err)
+	}
+	b, err := client.RbacV1().RoleBindings("pay").Get(context.Background(), "ucs:project:edit", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range b.Subjects {
+		if s.Name == identity.ServiceAccountName("bob@example.com") || s.Name == identity.ServiceAccountName("new@example.com") {
+			t.Errorf("subjects %v: bob must be gone, new not added yet", b.Subjects)
+		}
+	}
+	if len(b.Subjects) != len(before.Subjects)-1 {
+		t.Errorf("subjects %v, want the others kept", b.Subjects)
+	}
+}
