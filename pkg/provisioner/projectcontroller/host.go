@@ -52,6 +52,8 @@ func (c *Controller) applyHostAccess(ctx context.Context, p *v1alpha1.Project) e
 	roles := c.host.RbacV1().Roles(p.Namespace)
 	role, err := roles.Get(ctx, name, metav1.GetOptions{})
 	switch {
+	case err == nil && !hasLabels(role.Labels, labels):
+		err = fmt.Errorf("a Role named %s that the platform did not make is in the way; it is left alone", name)
 	case apierrors.IsNotFound(err):
 		_, err = roles.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}, Rules: hostRules(p)}, metav1.CreateOptions{FieldManager: fieldManager})
 	case err == nil && !equalRules(role.Rules, hostRules(p)):
@@ -66,6 +68,8 @@ func (c *Controller) applyHostAccess(ctx context.Context, p *v1alpha1.Project) e
 		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name}, Subjects: hostSubjects(p)}
 	binding, err := bindings.Get(ctx, name, metav1.GetOptions{})
 	switch {
+	case err == nil && !hasLabels(binding.Labels, labels):
+		err = fmt.Errorf("a RoleBinding named %s that the platform did not make is in the way; it is left alone", name)
 	case apierrors.IsNotFound(err):
 		_, err = bindings.Create(ctx, want, metav1.CreateOptions{FieldManager: fieldManager})
 	case err == nil && (binding.RoleRef != want.RoleRef):
@@ -87,12 +91,23 @@ func (c *Controller) removeHostAccess(ctx context.Context, p *v1alpha1.Project) 
 	if c.host == nil {
 		return nil
 	}
-	name := hostRoleName(p)
-	if err := c.host.RbacV1().RoleBindings(p.Namespace).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("remove the host binding of project %s/%s: %w", p.Namespace, p.Name, err)
+	// Only what the platform made for this project goes (its labels), each deletion
+	// preconditioned on the object read, so that one made meanwhile by someone else stays.
+	name, labels := hostRoleName(p), projectLabels(p)
+	bindings, roles := c.host.RbacV1().RoleBindings(p.Namespace), c.host.RbacV1().Roles(p.Namespace)
+	if b, err := bindings.Get(ctx, name, metav1.GetOptions{}); err == nil && hasLabels(b.Labels, labels) {
+		if err := bindings.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &b.UID}}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("remove the host binding of project %s/%s: %w", p.Namespace, p.Name, err)
+		}
+	} else if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("read the host binding of project %s/%s: %w", p.Namespace, p.Name, err)
 	}
-	if err := c.host.RbacV1().Roles(p.Namespace).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("remove the host role of project %s/%s: %w", p.Namespace, p.Name, err)
+	if r, err := roles.Get(ctx, name, metav1.GetOptions{}); err == nil && hasLabels(r.Labels, labels) {
+		if err := roles.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &r.UID}}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("remove the host role of project %s/%s: %w", p.Namespace, p.Name, err)
+		}
+	} else if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("read the host role of project %s/%s: %w", p.Namespace, p.Name, err)
 	}
 	return nil
 }

@@ -200,3 +200,23 @@ func TestRemovalDoesNotWaitForPermissionGroups(t *testing.T) {
 		t.Errorf("subjects %v, want the others kept", b.Subjects)
 	}
 }
+
+// TestHostObjectsTheProjectDidNotMakeAreLeftAlone: a Role or RoleBinding of the project's
+// host name that the platform did not make is neither rewritten nor deleted.
+func TestHostObjectsTheProjectDidNotMakeAreLeftAlone(t *testing.T) {
+	p := testProject()
+	theirs := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: hostRoleName(p), Namespace: "acme"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: []string{"*"}}}}
+	host := fake.NewSimpleClientset(theirs)
+	c := &Controller{host: host}
+	if err := c.applyHostAccess(context.Background(), p); err == nil || !strings.Contains(err.Error(), "did not make") {
+		t.Errorf("apply: %v", err)
+	}
+	if err := c.removeHostAccess(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	got, err := host.RbacV1().Roles("acme").Get(context.Background(), hostRoleName(p), metav1.GetOptions{})
+	if err != nil || len(got.Rules) != 1 || got.Rules[0].Verbs[0] != "*" {
+		t.Errorf("their role changed or went: %+v (%v)", got, err)
+	}
+}
