@@ -14,8 +14,9 @@ const webSocketTokenPrefix = "base64url.bearer.authorization.k8s.io."
 //
 //   - Impersonate-* (user, group, uid, extras): the proxy alone says who the caller is;
 //   - X-Remote-*: request-header authentication, for a front proxy only;
-//   - Authorization, and bearer tokens in Sec-WebSocket-Protocol: the caller's own
-//     credential for the platform, which the user cluster must never see;
+//   - Authorization, Proxy-Authorization, Cookie, and bearer tokens in
+//     Sec-WebSocket-Protocol: the caller's own credentials for the platform (a console's
+//     session cookie among them), which the user cluster must never see;
 //   - whatever the Connection header names (other than Upgrade), which a reverse proxy
 //     drops after its own headers are set (CVE-2021-31999); Connection itself is left as
 //     "Upgrade" on an upgrade and removed otherwise.
@@ -38,7 +39,8 @@ func scrub(h http.Header) {
 	}
 	for k := range h {
 		lk := strings.ToLower(k)
-		if strings.HasPrefix(lk, "impersonate-") || strings.HasPrefix(lk, "x-remote-") || lk == "authorization" {
+		if strings.HasPrefix(lk, "impersonate-") || strings.HasPrefix(lk, "x-remote-") ||
+			lk == "authorization" || lk == "proxy-authorization" || lk == "cookie" {
 			delete(h, k)
 		}
 	}

@@ -229,6 +229,8 @@ func TestNothingTheCallerSendsSpeaksForThem(t *testing.T) {
 		"x-remote-group":           {"system:masters"},
 		"X-Remote-Extra-Foo":       {"bar"},
 		"Authorization":            {"Bearer the-callers-token"},
+		"proxy-authorization":      {"Basic c2VjcmV0"},
+		"Cookie":                   {"console-session=the-callers-session"},
 		"Connection":               {"Impersonate-User, X-Forwarded-For, Authorization"},
 		"Sec-WebSocket-Protocol":   {"base64url.bearer.authorization.k8s.io.dG9rZW4, v5.channel.k8s.io"},
 	}
@@ -262,7 +264,7 @@ func TestNothingTheCallerSendsSpeaksForThem(t *testing.T) {
 			if !strings.Contains(lk, "username") || len(v) != 1 || v[0] != admin.Name {
 				t.Errorf("extra %s=%v reached the cluster", k, v)
 			}
-		case strings.HasPrefix(lk, "impersonate-"), strings.HasPrefix(lk, "x-remote-"), lk == "authorization":
+		case strings.HasPrefix(lk, "impersonate-"), strings.HasPrefix(lk, "x-remote-"), lk == "authorization", lk == "proxy-authorization", lk == "cookie":
 			t.Errorf("%s=%v reached the cluster", k, v)
 		case lk == "sec-websocket-protocol":
 			if strings.Contains(strings.Join(v, ","), "bearer") {
