@@ -60,14 +60,17 @@ func (k *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error
 		fetch = true
 	}
 	k.mu.Unlock()
+	var fetchErr error
 	if fetch {
-		if _, err, _ := k.group.Do("fetch", func() (any, error) { return nil, k.fetch(ctx) }); err != nil {
-			return nil, err
-		}
+		_, fetchErr, _ = k.group.Do("fetch", func() (any, error) { return nil, k.fetch(ctx) })
 	}
 	k.mu.Lock()
 	keys := k.keys
 	k.mu.Unlock()
+	if fetchErr != nil && keys == nil {
+		return nil, fetchErr
+	}
+	// An issuer that is down keeps its people logged in with the keys fetched before.
 	if keys == nil {
 		return nil, fmt.Errorf("no keys of %s yet", k.issuer)
 	}
@@ -79,6 +82,13 @@ func (k *keySet) fetch(ctx context.Context) error {
 	set, err := k.get(ctx)
 	if err != nil {
 		fetches.WithLabelValues(k.issuer, "error").Inc()
+		k.mu.Lock()
+		if k.keys != nil {
+			// The keys held stay in use; the next refresh is tried after
+			// unknownKeyRefetch, not on every request.
+			k.fetched = time.Now().Add(unknownKeyRefetch - keysRefresh)
+		}
+		k.mu.Unlock()
 		return fmt.Errorf("fetch the keys of %s: %w", k.issuer, err)
 	}
 	static := &oidc.StaticKeySet{}
