@@ -135,6 +135,11 @@ func TestWorkerNodes(t *testing.T) {
 	if gpu.Status.KubeletVersion == "" || len(gpu.Status.Addresses) == 0 {
 		t.Errorf("gpu1 status lacks kubelet version or addresses: %+v", gpu.Status)
 	}
+	eventually(ctx, t, "kubectl describe shows the node's detail and events", func() (bool, error) {
+		out, err := env.Kubectl(ctx, nil, "describe", "csnode", "-n", ns, "gpu1")
+		return err == nil && strings.Contains(out, "Kubelet Version:") && strings.Contains(out, "Pod Phases:") &&
+			strings.Contains(out, "NodeCreated"), fmt.Errorf("%s (%v)", out, err)
+	})
 	userGPU, err := user.CoreV1().Nodes().Get(ctx, "gpu1", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
