@@ -53,7 +53,7 @@ func TestKubectlGetShowsColumns(t *testing.T) {
 
 	tables := map[string][]string{
 		"clusters": {"NAME", "STATUS", "VERSION", "NODES", "ENDPOINT", "AGE"},
-		"csnode":   {"NAME", "CLUSTER", "STATUS", "CPU", "MEMORY", "GPU", "AGE"},
+		"csnode":   {"NAME", "CLUSTER", "STATUS", "CPU", "MEMORY", "GPU", "PODS", "AGE"},
 		"plugins":  {"NAME", "CLUSTER", "TYPE", "ENABLED", "STATUS", "AGE"},
 		"projects": {"NAME", "CLUSTERS", "MEMBERS", "STATUS", "AGE"},
 	}
