@@ -176,7 +176,7 @@ func TestEditsInsideAreUndone(t *testing.T) {
 	for _, taint := range node.Spec.Taints {
 		keys = append(keys, taint.Key)
 	}
-	if !slices.Equal(keys, []string{"node.kubernetes.io/not-ready", "dedicated"}) || node.Spec.Unschedulable {
+	if !slices.Equal(keys, []string{"dedicated", "node.kubernetes.io/not-ready"}) || node.Spec.Unschedulable {
 		t.Errorf("taints %v unschedulable %v", keys, node.Spec.Unschedulable)
 	}
 }
@@ -298,5 +298,17 @@ func TestReasonKeptOnlyWhenValid(t *testing.T) {
 		if got := reason(in); got != want {
 			t.Errorf("reason(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestASpecTaintOfKubernetesKeyIsNotDoubled: a spec taint with the key and effect of one
+// Kubernetes put there replaces it rather than doubling it (which the API refuses).
+func TestASpecTaintOfKubernetesKeyIsNotDoubled(t *testing.T) {
+	n := testNode()
+	n.Spec.Taints = []v1alpha1.Taint{{Key: "node.kubernetes.io/unschedulable", Effect: v1alpha1.TaintEffectNoSchedule}}
+	got := desiredTaints(n, []corev1.Taint{{Key: "node.kubernetes.io/unschedulable", Effect: corev1.TaintEffectNoSchedule},
+		{Key: "node.kubernetes.io/not-ready", Effect: corev1.TaintEffectNoExecute}, {Key: "rogue", Effect: corev1.TaintEffectNoSchedule}})
+	if len(got) != 2 || got[0].Key != "node.kubernetes.io/unschedulable" || got[1].Key != "node.kubernetes.io/not-ready" {
+		t.Errorf("taints %v", got)
 	}
 }

@@ -68,16 +68,18 @@ func capacity(n *v1alpha1.Node) corev1.ResourceList {
 	return r
 }
 
-// desiredTaints are the spec's taints and those Kubernetes put on the node.
+// desiredTaints are the spec's taints and those Kubernetes put on the node (a spec taint
+// of the same key and effect as one of those takes its place: a node may not carry two).
 func desiredTaints(n *v1alpha1.Node, existing []corev1.Taint) []corev1.Taint {
 	var out []corev1.Taint
-	for _, t := range existing {
-		if slices.ContainsFunc(keptTaintPrefixes, func(p string) bool { return strings.HasPrefix(t.Key, p) }) {
-			out = append(out, t)
-		}
-	}
 	for _, t := range n.Spec.Taints {
 		out = append(out, corev1.Taint{Key: t.Key, Value: t.Value, Effect: corev1.TaintEffect(t.Effect)})
+	}
+	for _, t := range existing {
+		kept := slices.ContainsFunc(keptTaintPrefixes, func(p string) bool { return strings.HasPrefix(t.Key, p) })
+		if kept && !slices.ContainsFunc(out, func(o corev1.Taint) bool { return o.MatchTaint(&t) }) {
+			out = append(out, t)
+		}
 	}
 	return out
 }
