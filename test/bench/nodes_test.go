@@ -12,12 +12,10 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/kubectl/pkg/drain"
 
 	"github.com/ucloudstack/containerservice/cmd/containerservice-local/stack"
@@ -61,22 +59,7 @@ func BenchmarkNodes(b *testing.B) {
 		Spec: v1alpha1.ClusterSpec{Administrators: []v1alpha1.Subject{{Kind: v1alpha1.SubjectKindUser, Name: "root@example.com"}}}}, metav1.CreateOptions{}); err != nil {
 		b.Fatal(err)
 	}
-	poll(ctx, b, "c0 Ready", 100*time.Millisecond, func() bool {
-		c, err := clusters.Get(ctx, "c0", metav1.GetOptions{})
-		return err == nil && meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ClusterConditionReady)
-	})
-	seconds := int64(3600)
-	resp, err := clusters.CreateAdminKubeconfig(ctx, "c0", &v1alpha1.AdminKubeconfigRequest{Spec: v1alpha1.AdminKubeconfigRequestSpec{
-		ExpirationSeconds: &seconds, Endpoint: v1alpha1.EndpointInternal}}, metav1.CreateOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(resp.Status.Kubeconfig)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg.QPS, cfg.Burst = 1e6, 1e6
-	user := kubernetes.NewForConfigOrDie(cfg)
+	user := readyClusterAdmin(ctx, b, clusters, "c0")
 	nodes := cs.ContainerserviceV1alpha1().Nodes("bench")
 
 	// The node agent of a cluster with one node.
