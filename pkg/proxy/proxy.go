@@ -24,6 +24,7 @@ import (
 // Proxy forwards requests into user clusters.
 type Proxy struct {
 	transports *transports
+	sessions   sessions
 }
 
 // New returns a proxy that reaches clusters through access.
@@ -36,8 +37,10 @@ func (p *Proxy) Forget(uid types.UID) { p.transports.forget(uid) }
 
 // Handler forwards a request to path inside the cluster as target. The inbound request
 // is not changed: a copy, scrubbed of every header through which the caller could speak
-// for someone else or leak a credential, is what goes on.
-func (p *Proxy) Handler(ctx context.Context, c *v1alpha1.Cluster, target Target, path string, responder proxy.ErrorResponder) (http.Handler, error) {
+// for someone else or leak a credential, is what goes on. A long-running request is
+// ended once still (asked every few seconds; nil: never) says its caller may no longer
+// enter the cluster.
+func (p *Proxy) Handler(ctx context.Context, c *v1alpha1.Cluster, target Target, path string, responder proxy.ErrorResponder, still func() bool) (http.Handler, error) {
 	ct, err := p.transports.get(ctx, c)
 	if err != nil {
 		return nil, err
@@ -51,8 +54,13 @@ func (p *Proxy) Handler(ctx context.Context, c *v1alpha1.Cluster, target Target,
 		path = "/" + path
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if !LongRunning(req, path) {
+		switch {
+		case !LongRunning(req, path):
 			w = batchedWriter{w}
+		case still != nil:
+			ctx, tracked, done := p.sessions.track(req.Context(), w, still)
+			defer done()
+			req, w = req.WithContext(ctx), tracked
 		}
 		out := req.Clone(req.Context())
 		scrub(out.Header)

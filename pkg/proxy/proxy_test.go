@@ -108,7 +108,7 @@ func front(t *testing.T, p *Proxy, path string) *httptest.Server {
 	if decision != Allowed {
 		t.Fatal("the administrator has no target")
 	}
-	h, err := p.Handler(context.Background(), cluster(), target, path, responder{})
+	h, err := p.Handler(context.Background(), cluster(), target, path, responder{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -385,13 +386,39 @@ func TestProjects(t *testing.T) {
 			n, err := admins["pa"].CoreV1().Namespaces().Get(ctx, "web", metav1.GetOptions{})
 			return apierrors.IsNotFound(err) || (err == nil && n.DeletionTimestamp != nil), nil
 		})
+		path := "/apis/containerservice.ucloudstack.io/v1alpha1/namespaces/" + ns + "/clusters/pa/proxy/api/v1/namespaces/payments/configmaps"
+		watchHost := rest.AnonymousClientConfig(env.AdminConfig)
+		watchHost.BearerToken = alice
+		// A watch alice holds through the proxy ends with her access, when the project goes.
+		httpClient, err := rest.HTTPClientFor(watchHost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, watchHost.Host+path+"?watch=true", nil)
+		resp, err := httpClient.Do(req)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("alice's watch: %v %v", resp, err)
+		}
+		watchEnded := make(chan struct{})
+		go func() {
+			defer close(watchEnded)
+			defer resp.Body.Close()
+			_, _ = io.Copy(io.Discard, resp.Body)
+		}()
 		if err := projects.Delete(ctx, "payments", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
+		deleted := time.Now()
 		eventually(ctx, t, "payments is gone", func() (bool, error) {
 			_, err := projects.Get(ctx, "payments", metav1.GetOptions{})
 			return apierrors.IsNotFound(err), err
 		})
+		select {
+		case <-watchEnded:
+			t.Logf("alice's watch ended %s after the project's deletion", time.Since(deleted))
+		case <-time.After(10 * time.Second):
+			t.Errorf("alice's watch goes on 10 s after the project's deletion")
+		}
 		if d, err := admins["pa"].AppsV1().Deployments("payments").Get(ctx, "api", metav1.GetOptions{}); err != nil || d.DeletionTimestamp != nil {
 			t.Errorf("alice's Deployment after the project was deleted: %v", err)
 		}

@@ -77,7 +77,8 @@ func (r *ProxyREST) Connect(ctx context.Context, name string, opts runtime.Objec
 	if err := r.scheme.Convert(internal, &cluster, nil); err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}
-	target, decision := proxy.TargetFor(&cluster, r.members, caller, proxy.InnerNamespace("/"+strings.TrimPrefix(options.Path, "/")))
+	innerNamespace := proxy.InnerNamespace("/" + strings.TrimPrefix(options.Path, "/"))
+	target, decision := proxy.TargetFor(&cluster, r.members, caller, innerNamespace)
 	switch decision {
 	case proxy.Allowed:
 	case proxy.NotReady:
@@ -91,7 +92,25 @@ func (r *ProxyREST) Connect(ctx context.Context, name string, opts runtime.Objec
 	default:
 		return nil, retryLater(fmt.Sprintf("cluster %s is %s; try again once it is Running", name, cluster.Status.Phase), 5)
 	}
-	h, err := r.proxy.Handler(ctx, &cluster, target, options.Path, utilproxy.NewErrorResponder(responder))
+	// A session that lasts (a watch, exec, port-forward) ends once its caller has no
+	// identity in the cluster any more, or the cluster is gone or another of its name.
+	still := func() bool {
+		ctx := genericapirequest.WithNamespace(context.Background(), cluster.Namespace)
+		internal, err := r.clusters.Get(ctx, name, &metav1.GetOptions{ResourceVersion: "0"})
+		if apierrors.IsNotFound(err) {
+			return false
+		}
+		if err != nil {
+			return true // not known now: asked again in a moment
+		}
+		var now v1alpha1.Cluster
+		if err := r.scheme.Convert(internal, &now, nil); err != nil || now.UID != cluster.UID {
+			return false
+		}
+		_, decision := proxy.TargetFor(&now, r.members, caller, innerNamespace)
+		return decision != proxy.Forbidden
+	}
+	h, err := r.proxy.Handler(ctx, &cluster, target, options.Path, utilproxy.NewErrorResponder(responder), still)
 	if err != nil {
 		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("reach cluster %s: %v", name, err))
 	}
