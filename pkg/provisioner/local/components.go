@@ -77,6 +77,12 @@ func components(binDir string, l layout, c *v1alpha1.Cluster, ports map[string]i
 		spec.Name = processNames[name]
 		spec.LogDir = l.logs()
 		spec.Env = []string{"GOGC=" + strconv.Itoa(componentGOGC)}
+		if name == nodeAgent {
+			// kwok also reads $KWOK_WORKDIR/kwok.yaml or ~/.kwok/kwok.yaml: pointed at the
+			// cluster's own directory, no configuration of the server's user (a local
+			// exec, say) ever applies to a tenant's nodes.
+			spec.Env = append(spec.Env, "HOME="+l.dir, "KWOK_WORKDIR="+l.dir)
+		}
 		spec.StopGrace = stopGrace(name)
 		spec.StateFile = l.record(spec.Name)
 		specs[name] = spec
