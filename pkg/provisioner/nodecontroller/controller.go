@@ -165,7 +165,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 			c.watches.ensure(cl, watcher)
 		}
 	}
-	node, err := c.ensureUserNode(ctx, client, n, false)
+	node, err := c.ensureUserNode(ctx, client, n)
 	if err != nil {
 		var conflict *ownerConflict
 		if errors.As(err, &conflict) {
@@ -185,7 +185,8 @@ func running(cl *v1alpha1.Cluster) bool {
 	return cl.Status.Phase == v1alpha1.ClusterRunning || cl.Status.Phase == v1alpha1.ClusterUpdating
 }
 
-// writeStatus writes the status when it changed, recording an Event on a phase change.
+// writeStatus writes the status when it changed, recording an Event on a phase change,
+// and leaves n as the API returned it.
 func (c *Controller) writeStatus(ctx context.Context, n *v1alpha1.Node, status v1alpha1.NodeStatus) error {
 	if statusEqual(n.Status, status) {
 		return nil
@@ -194,7 +195,12 @@ func (c *Controller) writeStatus(ctx context.Context, n *v1alpha1.Node, status v
 		c.recordTransition(n, status.Phase)
 	}
 	n.Status = status
-	_, err := c.client.ContainerserviceV1alpha1().Nodes(n.Namespace).UpdateStatus(ctx, n, metav1.UpdateOptions{})
+	updated, err := c.client.ContainerserviceV1alpha1().Nodes(n.Namespace).UpdateStatus(ctx, n, metav1.UpdateOptions{})
+	if err == nil {
+		// The caller goes on with the object as written (a finalizer removed next must
+		// not meet a conflict with this very write).
+		*n = *updated
+	}
 	return err
 }
 

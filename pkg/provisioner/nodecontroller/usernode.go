@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/bootstrap"
 )
 
 // appliedLabelsAnnotation remembers, on the node inside the cluster, the label keys the
@@ -85,9 +86,8 @@ func desiredTaints(n *v1alpha1.Node, existing []corev1.Taint) []corev1.Taint {
 }
 
 // ensureUserNode creates the Node's node in the user cluster, or puts back what differs
-// from the spec (labels, taints, cordon, capacity). cordon cordons it whatever the spec
-// says (a drain).
-func (c *Controller) ensureUserNode(ctx context.Context, client kubernetes.Interface, n *v1alpha1.Node, cordon bool) (*corev1.Node, error) {
+// from the spec (labels, taints, cordon, capacity).
+func (c *Controller) ensureUserNode(ctx context.Context, client kubernetes.Interface, n *v1alpha1.Node) (*corev1.Node, error) {
 	nodes := client.CoreV1().Nodes()
 	labels := desiredLabels(n)
 	applied := strings.Join(slices.Sorted(maps.Keys(labels)), ",")
@@ -97,7 +97,7 @@ func (c *Controller) ensureUserNode(ctx context.Context, client kubernetes.Inter
 		created, err := nodes.Create(ctx, &corev1.Node{
 			ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: labels,
 				Annotations: map[string]string{v1alpha1.NodeUIDAnnotation: string(n.UID), appliedLabelsAnnotation: applied}},
-			Spec:   corev1.NodeSpec{Taints: desiredTaints(n, nil), Unschedulable: n.Spec.Unschedulable || cordon},
+			Spec:   corev1.NodeSpec{Taints: desiredTaints(n, nil), Unschedulable: n.Spec.Unschedulable},
 			Status: corev1.NodeStatus{Capacity: capacity(n), Allocatable: capacity(n)},
 		}, metav1.CreateOptions{FieldManager: fieldManager})
 		if err != nil {
@@ -124,7 +124,7 @@ func (c *Controller) ensureUserNode(ctx context.Context, client kubernetes.Inter
 	maps.Copy(want.Labels, labels)
 	want.Annotations[appliedLabelsAnnotation] = applied
 	want.Spec.Taints = desiredTaints(n, node.Spec.Taints)
-	want.Spec.Unschedulable = n.Spec.Unschedulable || cordon
+	want.Spec.Unschedulable = n.Spec.Unschedulable
 	if !apiequality.Semantic.DeepEqual(want.ObjectMeta, node.ObjectMeta) || !apiequality.Semantic.DeepEqual(want.Spec, node.Spec) {
 		if node, err = nodes.Update(ctx, want, metav1.UpdateOptions{FieldManager: fieldManager}); err != nil {
 			return nil, fmt.Errorf("update node %s: %w", n.Name, err)
@@ -141,7 +141,7 @@ func (c *Controller) ensureUserNode(ctx context.Context, client kubernetes.Inter
 }
 
 // fieldManager names the platform in the managed fields of what it writes.
-const fieldManager = "containerservice"
+const fieldManager = bootstrap.FieldManager
 
 func sameResources(a, b corev1.ResourceList) bool {
 	if len(a) != len(b) {
