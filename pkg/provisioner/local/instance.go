@@ -64,7 +64,7 @@ func (d *Driver) prepare(inst *instance, c *v1alpha1.Cluster, bin string) error 
 	if err := writeIfChanged(l.auditPolicy(), []byte(auditPolicy)); err != nil {
 		return fmt.Errorf("audit policy of %s: %w", key(c), err)
 	}
-	if err := writeIfChanged(l.nodeAgentConfig(), kwok.Stages); err != nil {
+	if err := writeIfChanged(l.nodeAgentConfig(), kwok.Config); err != nil {
 		return fmt.Errorf("node agent configuration of %s: %w", key(c), err)
 	}
 	inst.uid, inst.layout, inst.ports = string(c.UID), l, ports

@@ -44,7 +44,11 @@ const (
 	// drainPoll is how often a drain that pods' budgets block tries again, and
 	// drainPollEvicting how soon it looks whether the pods it evicted are gone.
 	drainPoll         = 2 * time.Second
+	maxDrainPoll      = 16 * time.Second
 	drainPollEvicting = 300 * time.Millisecond
+	// overdueGrace is how long a drain past its deadline waits for an eviction pass it
+	// cannot make (its node cannot be cordoned or its pods listed) before deleting.
+	overdueGrace = time.Minute
 )
 
 // Controller reconciles Nodes.
@@ -59,6 +63,8 @@ type Controller struct {
 	userClient func(context.Context, *v1alpha1.Cluster) (kubernetes.Interface, error)
 	now        func() time.Time
 	watches    watches
+	// drains remembers what this process did for each drain.
+	drains drainMemory
 	// watching is false in unit tests, which have no real cluster to watch.
 	watching bool
 }
@@ -84,7 +90,16 @@ func New(client versioned.Interface, nodes informers.NodeInformer, clusters info
 				c.clusterChanged(obj)
 			}
 		},
-		DeleteFunc: c.clusterChanged,
+		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			if cl, ok := obj.(*v1alpha1.Cluster); ok {
+				c.clients.Forget(cl.UID)
+				c.watches.stop(cl.UID)
+			}
+			c.clusterChanged(obj)
+		},
 	})
 	return c, err
 }
@@ -131,7 +146,9 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	}
 	n := cached.DeepCopy()
 	cl, err := c.clusters.Clusters(ns).Get(n.Spec.ClusterName)
-	if err != nil && !apierrors.IsNotFound(err) {
+	if apierrors.IsNotFound(err) {
+		cl = nil
+	} else if err != nil {
 		return 0, err
 	}
 	clusterGoing := cl == nil || cl.DeletionTimestamp != nil
@@ -139,8 +156,16 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 		if !slices.Contains(n.Finalizers, v1alpha1.NodeFinalizer) {
 			return 0, nil
 		}
+		if cl == nil {
+			// The cache may lag behind the API: a cluster is gone when the API says so.
+			if cl, err = c.client.ContainerserviceV1alpha1().Clusters(ns).Get(ctx, n.Spec.ClusterName, metav1.GetOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				return 0, fmt.Errorf("get cluster %s: %w", n.Spec.ClusterName, err)
+			}
+			clusterGoing = err != nil || cl.DeletionTimestamp != nil
+		}
 		if clusterGoing {
 			// The whole cluster goes, its nodes with its control plane: nothing to drain.
+			c.drains.forget(n.UID)
 			return 0, c.removeFinalizer(ctx, n)
 		}
 		return c.drainAndDelete(ctx, n, cl)

@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 	"k8s.io/kubectl/pkg/drain"
@@ -57,24 +58,23 @@ func (c *Controller) drainAndDelete(ctx context.Context, n *v1alpha1.Node, cl *v
 		}
 		c.recorder.Eventf(n, corev1.EventTypeNormal, "Draining", "Evicting the pods of node %s; it is deleted anyway at %s", n.Name, deadline.UTC().Format(time.RFC3339))
 	}
-	ours, err := cordon(ctx, client, n)
-	if err != nil {
+	deadline := n.Status.Drain.Deadline.Time
+	// Once past the deadline, a node is deleted after one pass of evictions by this
+	// process: a deadline that passed while the cluster (or the server) was down does not
+	// take the pods' budgets away without asking them once.
+	overdue := c.drains.overdue(n.UID, now, deadline)
+	ours, pods, err := podsToEvict(ctx, client, n)
+	if err != nil && !overdue {
 		return 0, err
 	}
-	var pods []corev1.Pod
-	if ours {
-		helper := &drain.Helper{Ctx: ctx, Client: client, Force: true, IgnoreAllDaemonSets: true, DeleteEmptyDirData: true,
-			GracePeriodSeconds: -1, Out: io.Discard, ErrOut: io.Discard}
-		list, errs := helper.GetPodsForDeletion(n.Name)
-		if len(errs) > 0 {
-			return 0, fmt.Errorf("list the pods to evict from %s: %w", n.Name, errors.Join(errs...))
-		}
-		pods = list.Pods()
+	if err != nil {
+		// Past the deadline a failing cordon or list no longer holds the deletion up.
+		klog.ErrorS(err, "Deleting a node past its drain deadline without a last look at its pods", "node", klog.KObj(n))
+		ours, pods = true, nil
 	}
-	deadline := n.Status.Drain.Deadline.Time
 	st := *n.Status.DeepCopy()
 	st.Drain.PodsRemaining = int32(len(pods))
-	if len(pods) == 0 || !now.Before(deadline) {
+	if len(pods) == 0 || overdue {
 		st.Phase = v1alpha1.NodeDeleting
 		if err := c.writeStatus(ctx, n, st); err != nil {
 			return 0, err
@@ -90,19 +90,108 @@ func (c *Controller) drainAndDelete(ctx context.Context, n *v1alpha1.Node, cl *v
 		}
 		c.recorder.Eventf(n, corev1.EventTypeNormal, "NodeDeleted", "Deleted node %s from cluster %s", n.Name, n.Spec.ClusterName)
 		klog.InfoS("Deleted node", "node", klog.KObj(n), "cluster", n.Spec.ClusterName, "podsLeft", len(pods))
-		return 0, c.removeFinalizer(ctx, n)
+		if err := c.removeFinalizer(ctx, n); err != nil {
+			return 0, err
+		}
+		c.drains.forget(n.UID)
+		return 0, nil
 	}
 	st.Phase = v1alpha1.NodeDraining
 	st.Drain.BlockedBy = evict(ctx, client, pods)
+	c.drains.evictedOnce(n.UID, len(st.Drain.BlockedBy) > 0)
 	if err := c.writeStatus(ctx, n, st); err != nil {
 		return 0, err
 	}
-	// Evicted pods go within moments; blocked ones wait for their budget to allow.
+	// Evicted pods go within moments; blocked ones wait for their budget to allow, asked
+	// less often the longer they stay blocked.
 	poll := drainPollEvicting
 	if len(st.Drain.BlockedBy) > 0 {
-		poll = drainPoll
+		poll = c.drains.blockedPoll(n.UID)
 	}
 	return min(poll, deadline.Sub(now)+10*time.Millisecond), nil
+}
+
+// podsToEvict cordons the node and lists the pods a drain evicts: all but DaemonSets'
+// and mirror pods. ours is false when the cluster has no node made for this Node.
+func podsToEvict(ctx context.Context, client kubernetes.Interface, n *v1alpha1.Node) (ours bool, pods []corev1.Pod, err error) {
+	if ours, err = cordon(ctx, client, n); err != nil || !ours {
+		return ours, nil, err
+	}
+	helper := &drain.Helper{Ctx: ctx, Client: client, Force: true, IgnoreAllDaemonSets: true, DeleteEmptyDirData: true,
+		GracePeriodSeconds: -1, Out: io.Discard, ErrOut: io.Discard}
+	list, errs := helper.GetPodsForDeletion(n.Name)
+	if len(errs) > 0 {
+		return true, nil, fmt.Errorf("list the pods to evict from %s: %w", n.Name, errors.Join(errs...))
+	}
+	return true, list.Pods(), nil
+}
+
+// drainMemory is what this process knows of each drain it works on: whether it has made
+// an eviction pass, and since when it has found the drain past its deadline.
+type drainMemory struct {
+	mu     sync.Mutex
+	drains map[types.UID]*drainSeen
+}
+
+type drainSeen struct {
+	evicted      bool
+	overdueSince time.Time
+	// blocked counts the passes in a row that budgets refused.
+	blocked int
+}
+
+// blockedPoll is how soon a drain that budgets block tries again: drainPoll, doubling
+// with each blocked pass up to maxDrainPoll.
+func (m *drainMemory) blockedPoll(uid types.UID) time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d := m.get(uid)
+	poll := drainPoll << min(d.blocked, 3)
+	d.blocked++
+	return min(poll, maxDrainPoll)
+}
+
+// overdue tells whether a drain past its deadline may delete its node now: once this
+// process has made an eviction pass, or has failed to for overdueGrace (a cordon or a
+// list that keeps failing does not hold a deletion up for ever).
+func (m *drainMemory) overdue(uid types.UID, now, deadline time.Time) bool {
+	if now.Before(deadline) {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d := m.get(uid)
+	if d.overdueSince.IsZero() {
+		d.overdueSince = now
+	}
+	return d.evicted || now.Sub(d.overdueSince) >= overdueGrace
+}
+
+// evictedOnce records an eviction pass; blockedAny says whether budgets refused any.
+func (m *drainMemory) evictedOnce(uid types.UID, blockedAny bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d := m.get(uid)
+	d.evicted = true
+	if !blockedAny {
+		d.blocked = 0
+	}
+}
+
+func (m *drainMemory) get(uid types.UID) *drainSeen {
+	if m.drains == nil {
+		m.drains = map[types.UID]*drainSeen{}
+	}
+	if m.drains[uid] == nil {
+		m.drains[uid] = &drainSeen{}
+	}
+	return m.drains[uid]
+}
+
+func (m *drainMemory) forget(uid types.UID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.drains, uid)
 }
 
 // cordon marks the node unschedulable; false when the cluster has no node made for this
@@ -130,21 +219,32 @@ func cordon(ctx context.Context, client kubernetes.Interface, n *v1alpha1.Node) 
 }
 
 // evictParallelism bounds the evictions in flight for one node, as kubectl drain
-// evicts pods at once rather than one after the other.
-const evictParallelism = 16
+// evicts pods at once rather than one after the other; maxEvictionsPerPass bounds those
+// of one pass, so that a node of thousands of blocked pods holds a worker for moments.
+const (
+	evictParallelism    = 16
+	maxEvictionsPerPass = 256
+)
 
-// evict asks the Eviction API to evict each pod not already going, and returns what
-// refused, naming the PodDisruptionBudget that blocks each pod, in the pods' order.
+// evict asks the Eviction API to evict each pod not already going (at most
+// maxEvictionsPerPass of them), and returns what refused, naming the
+// PodDisruptionBudget that blocks each pod, in the pods' order.
 func evict(ctx context.Context, client kubernetes.Interface, pods []corev1.Pod) []string {
 	helper := &drain.Helper{Ctx: ctx, Client: client, GracePeriodSeconds: -1}
+	budgets := &budgetCache{client: client, byNamespace: map[string][]policyv1.PodDisruptionBudget{}}
 	results := make([]string, len(pods))
 	slots := make(chan struct{}, evictParallelism)
 	var wg sync.WaitGroup
+	asked := 0
 	for i := range pods {
 		p := &pods[i]
 		if p.DeletionTimestamp != nil {
 			continue // evicted already, on its way out
 		}
+		if asked == maxEvictionsPerPass {
+			break // the next pass asks for the rest
+		}
+		asked++
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
@@ -152,7 +252,7 @@ func evict(ctx context.Context, client kubernetes.Interface, pods []corev1.Pod) 
 			switch {
 			case err == nil, apierrors.IsNotFound(err):
 			case apierrors.IsTooManyRequests(err):
-				results[i] = fmt.Sprintf("pod %s/%s: %s", p.Namespace, p.Name, blockingBudgets(ctx, client, p, err))
+				results[i] = fmt.Sprintf("pod %s/%s: %s", p.Namespace, p.Name, budgets.blocking(ctx, p, err))
 			default:
 				results[i] = fmt.Sprintf("pod %s/%s: %v", p.Namespace, p.Name, err)
 			}
@@ -168,14 +268,28 @@ func evict(ctx context.Context, client kubernetes.Interface, pods []corev1.Pod) 
 	return blocked
 }
 
-// blockingBudgets names the PodDisruptionBudgets that select the pod.
-func blockingBudgets(ctx context.Context, client kubernetes.Interface, p *corev1.Pod, refusal error) string {
-	pdbs, err := client.PolicyV1().PodDisruptionBudgets(p.Namespace).List(ctx, metav1.ListOptions{ResourceVersion: "0"})
-	if err != nil {
-		return refusal.Error()
+// budgetCache lists each namespace's PodDisruptionBudgets once per pass.
+type budgetCache struct {
+	client      kubernetes.Interface
+	mu          sync.Mutex
+	byNamespace map[string][]policyv1.PodDisruptionBudget
+}
+
+// blocking names the PodDisruptionBudgets that select the pod, or says why the eviction
+// was refused when none does.
+func (b *budgetCache) blocking(ctx context.Context, p *corev1.Pod, refusal error) string {
+	b.mu.Lock()
+	pdbs, ok := b.byNamespace[p.Namespace]
+	if !ok {
+		list, err := b.client.PolicyV1().PodDisruptionBudgets(p.Namespace).List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+		if err == nil {
+			pdbs = list.Items
+			b.byNamespace[p.Namespace] = pdbs
+		}
 	}
+	b.mu.Unlock()
 	var names []string
-	for _, pdb := range pdbs.Items {
+	for _, pdb := range pdbs {
 		sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
 		if err == nil && !sel.Empty() && sel.Matches(labels.Set(p.Labels)) {
 			names = append(names, "PodDisruptionBudget "+pdb.Name)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -11,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
@@ -48,8 +50,18 @@ func total(p v1alpha1.PodPhaseCounts) int32 { return p.Pending + p.Running + p.S
 func mirroredStatus(n *v1alpha1.Node, node *corev1.Node, pods v1alpha1.PodPhaseCounts) v1alpha1.NodeStatus {
 	st := v1alpha1.NodeStatus{ObservedGeneration: n.Generation, Phase: v1alpha1.NodeProvisioning, Drain: n.Status.Drain}
 	for _, c := range node.Status.Conditions {
-		st.Conditions = append(st.Conditions, metav1.Condition{Type: string(c.Type), Status: metav1.ConditionStatus(c.Status),
-			Reason: reason(c.Reason), Message: c.Message, LastTransitionTime: transitionTime(c.LastTransitionTime, node.CreationTimestamp), ObservedGeneration: n.Generation})
+		// What is inside the cluster is the tenant's to write: only as many conditions as
+		// a kubelet reports, each valid as a Condition, are mirrored.
+		if len(st.Conditions) == maxConditions || len(validation.IsQualifiedName(string(c.Type))) > 0 ||
+			meta.FindStatusCondition(st.Conditions, string(c.Type)) != nil {
+			continue
+		}
+		status := metav1.ConditionStatus(c.Status)
+		if status != metav1.ConditionTrue && status != metav1.ConditionFalse {
+			status = metav1.ConditionUnknown
+		}
+		st.Conditions = append(st.Conditions, metav1.Condition{Type: string(c.Type), Status: status,
+			Reason: reason(c.Reason), Message: truncate(c.Message, maxMessage), LastTransitionTime: transitionTime(c.LastTransitionTime, node.CreationTimestamp), ObservedGeneration: n.Generation})
 		if c.Type == corev1.NodeReady {
 			st.Phase = v1alpha1.NodeNotReady
 			if c.Status == corev1.ConditionTrue {
@@ -57,8 +69,8 @@ func mirroredStatus(n *v1alpha1.Node, node *corev1.Node, pods v1alpha1.PodPhaseC
 			}
 		}
 	}
-	for _, a := range node.Status.Addresses {
-		st.Addresses = append(st.Addresses, v1alpha1.NodeAddress{Type: string(a.Type), Address: a.Address})
+	for _, a := range node.Status.Addresses[:min(len(node.Status.Addresses), maxAddresses)] {
+		st.Addresses = append(st.Addresses, v1alpha1.NodeAddress{Type: truncate(string(a.Type), 64), Address: truncate(a.Address, 256)})
 	}
 	if len(node.Status.Allocatable) > 0 {
 		st.Allocatable = map[string]resource.Quantity{}
@@ -66,9 +78,28 @@ func mirroredStatus(n *v1alpha1.Node, node *corev1.Node, pods v1alpha1.PodPhaseC
 			st.Allocatable[string(name)] = q.DeepCopy()
 		}
 	}
-	st.KubeletVersion = node.Status.NodeInfo.KubeletVersion
+	st.KubeletVersion = truncate(node.Status.NodeInfo.KubeletVersion, 64)
 	st.PodPhases, st.Pods = pods, total(pods)
 	return st
+}
+
+// Bounds of what is mirrored from a node: a kubelet reports five conditions and a few
+// addresses; a tenant who writes thousands into their node does not grow the Node.
+const (
+	maxConditions = 16
+	maxAddresses  = 16
+	maxMessage    = 1024
+)
+
+// truncate cuts s to at most n bytes, at a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // waitingStatus says the node waits for its cluster; what was mirrored last stays.

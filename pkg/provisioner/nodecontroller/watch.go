@@ -23,8 +23,11 @@ import (
 type watches struct {
 	mu sync.Mutex
 	// ctx is the controller's run context; nil until Run (then no watch is started).
-	ctx     context.Context
-	byUID   map[types.UID]*watch
+	ctx   context.Context
+	byUID map[types.UID]*watch
+	// stopped are the clusters whose watch ended for good (the cluster is going): a
+	// reconcile that read the cluster just before must not start it again.
+	stopped map[types.UID]bool
 	enqueue func(key string)
 }
 
@@ -37,7 +40,7 @@ type watch struct {
 func (w *watches) ensure(cl *v1alpha1.Cluster, client kubernetes.Interface) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.ctx == nil {
+	if w.ctx == nil || w.stopped[cl.UID] {
 		return
 	}
 	if cur := w.byUID[cl.UID]; cur != nil {
@@ -81,10 +84,14 @@ func (w *watches) ensure(cl *v1alpha1.Cluster, client kubernetes.Interface) {
 	klog.V(2).InfoS("Watching the platform's nodes", "cluster", klog.KObj(cl))
 }
 
-// stop ends the cluster's watch.
+// stop ends the cluster's watch for good.
 func (w *watches) stop(uid types.UID) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.stopped == nil {
+		w.stopped = map[types.UID]bool{}
+	}
+	w.stopped[uid] = true
 	if cur := w.byUID[uid]; cur != nil {
 		cur.cancel()
 		delete(w.byUID, uid)

@@ -2,6 +2,7 @@ package validation
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -12,7 +13,20 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	cs "github.com/ucloudstack/containerservice/pkg/apis/containerservice"
+	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 )
+
+// platformLabels are the node labels the platform sets from the rest of the spec (a
+// kubelet's own, the GPU's from spec.resources.gpu, and the mark its node agent selects
+// by): a spec label of the same key would be overwritten, or would hand the node to the
+// agent, so it is refused rather than silently dropped.
+var platformLabels = sets.New("kubernetes.io/hostname", "kubernetes.io/os", "kubernetes.io/arch",
+	v1alpha1.ManagedByLabel, v1alpha1.GPUProductLabel, v1alpha1.GPUCountLabel)
+
+// kubernetesTaintPrefixes are the taint keys Kubernetes itself sets and removes
+// (not-ready, unreachable, unschedulable, pressure): a spec taint there would be fought
+// over with the cluster's controller manager. Cordon is spec.unschedulable.
+var kubernetesTaintPrefixes = []string{"node.kubernetes.io/", "node.cloudprovider.kubernetes.io/"}
 
 var taintEffects = sets.New(string(cs.TaintEffectNoSchedule), string(cs.TaintEffectPreferNoSchedule), string(cs.TaintEffectNoExecute))
 
@@ -66,9 +80,19 @@ func validateNodeSpec(spec *cs.NodeSpec, fld *field.Path) field.ErrorList {
 		}
 	}
 	errs = append(errs, metav1validation.ValidateLabels(spec.Labels, fld.Child("labels"))...)
+	for _, k := range sets.List(sets.KeySet(spec.Labels)) {
+		if platformLabels.Has(k) {
+			errs = append(errs, field.Forbidden(fld.Child("labels").Key(k), "set by the platform from the rest of the spec"))
+		}
+	}
 	seen := sets.New[string]()
 	for i, t := range spec.Taints {
 		p := fld.Child("taints").Index(i)
+		for _, prefix := range kubernetesTaintPrefixes {
+			if strings.HasPrefix(t.Key, prefix) {
+				errs = append(errs, field.Forbidden(p.Child("key"), fmt.Sprintf("taints under %s are set and removed by Kubernetes; use spec.unschedulable to cordon", prefix)))
+			}
+		}
 		for _, msg := range validation.IsQualifiedName(t.Key) {
 			errs = append(errs, field.Invalid(p.Child("key"), t.Key, msg))
 		}

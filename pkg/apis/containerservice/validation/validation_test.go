@@ -278,6 +278,15 @@ func TestValidateNode(t *testing.T) {
 		"no pods":              {func(n *cs.Node) { n.Spec.Resources.Pods = 0 }, []string{invalid + "spec.resources.pods"}},
 		"zero drain timeout":   {func(n *cs.Node) { n.Spec.DrainTimeout = &metav1.Duration{} }, []string{invalid + "spec.drainTimeout"}},
 		"drain over a day":     {func(n *cs.Node) { n.Spec.DrainTimeout = &metav1.Duration{Duration: 25 * time.Hour} }, []string{invalid + "spec.drainTimeout"}},
+		"the agent's mark": {func(n *cs.Node) {
+			n.Spec.Labels = map[string]string{"app.kubernetes.io/managed-by": "containerservice"}
+		},
+			[]string{forbidden + "spec.labels[app.kubernetes.io/managed-by]"}},
+		"a kubelet's label": {func(n *cs.Node) { n.Spec.Labels = map[string]string{"kubernetes.io/hostname": "other", "tier": "db"} },
+			[]string{forbidden + "spec.labels[kubernetes.io/hostname]"}},
+		"a GPU label": {func(n *cs.Node) { n.Spec.Labels = map[string]string{"nvidia.com/gpu.product": "A100"} },
+			[]string{forbidden + "spec.labels[nvidia.com/gpu.product]"}},
+		"a Kubernetes taint": {func(n *cs.Node) { n.Spec.Taints[0].Key = "node.kubernetes.io/not-ready" }, []string{forbidden + "spec.taints[0].key"}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -4,10 +4,17 @@ package kwok
 
 import _ "embed"
 
+// options is kwok's KwokConfiguration: debugging and profiling handlers off.
+//
+//go:embed options.yaml
+var options []byte
+
 // Stages is a kwok configuration of Stage objects, kwok's lifecycle rules: a node it
-// manages becomes Ready with the address and kubelet endpoint of that kwok (so that the
-// user kube-apiserver's exec, logs and port-forward reach it) and keeps a lease; a pod
-// bound to such a node becomes Running with an IP; a pod being deleted goes.
+// manages becomes Ready with the address and kubelet endpoint of that kwok and keeps a
+// lease; a pod bound to such a node becomes Running with an IP; a pod being deleted goes.
 //
 //go:embed stages.yaml
 var Stages []byte
+
+// Config is the whole file kwok is given with --config: its options, then its stages.
+var Config = append(append([]byte{}, options...), Stages...)
