@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -104,6 +106,15 @@ func TestWorkerNodes(t *testing.T) {
 		t.Fatalf("a node agent (pid %d) runs for a cluster without nodes", pid)
 	}
 
+	t.Cleanup(func() {
+		if t.Failed() {
+			// The node agent's own account of what went wrong.
+			if log, err := os.ReadFile(filepath.Join(env.ClusterDir(ns, "work"), "logs", "kwok.log")); err == nil {
+				t.Logf("node agent log (last 8 KiB):\n%s", log[max(0, len(log)-8192):])
+			}
+		}
+	})
+	created := time.Now()
 	for _, n := range []*v1alpha1.Node{workerNode(ns, "work", "n1", 0), workerNode(ns, "work", "n2", 0), workerNode(ns, "work", "gpu1", 2)} {
 		if _, err := nodes.Create(ctx, n, metav1.CreateOptions{}); err != nil {
 			t.Fatalf("create node %s: %v", n.Name, err)
@@ -190,6 +201,12 @@ func TestWorkerNodes(t *testing.T) {
 		}
 		return int(n.Status.Pods) == by["n1"] && int(n.Status.PodPhases.Running) == by["n1"], fmt.Errorf("status %d pods (%+v), want %d", n.Status.Pods, n.Status.PodPhases, by["n1"])
 	})
+
+	web, err := user.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web", Limit: 1})
+	if err != nil || len(web.Items) == 0 {
+		t.Fatalf("a pod of web: %v", err)
+	}
+	attackNodeAgent(ctx, t, ns, "work", user, &web.Items[0])
 
 	// GPUs: one GPU lands on the GPU node; more than any node has stays Pending, saying why.
 	for _, p := range []*corev1.Pod{gpuPod("train", 1), gpuPod("too-big", 4)} {
@@ -309,6 +326,28 @@ func TestWorkerNodes(t *testing.T) {
 		t.Errorf("node n2 still in the cluster: %v", err)
 	}
 
+	// Nodes stay Ready past the controller manager's node-monitor grace period (50 s):
+	// the agent keeps their leases, as kubelets do.
+	if wait := time.Until(created.Add(60 * time.Second)); wait > 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-time.After(wait): // the grace period is the condition here: it is a time
+		}
+	}
+	for _, name := range []string{"n1", "gpu1"} {
+		if _, err := user.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, name, metav1.GetOptions{}); err != nil {
+			t.Errorf("node %s has no lease: %v", name, err)
+		}
+		node, err := user.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if readyOf(node) != corev1.ConditionTrue {
+			t.Errorf("node %s is not Ready %s after it was added: %v", name, time.Since(created).Round(time.Second), node.Status.Conditions)
+		}
+	}
+
 	// The last nodes go (their pods have no budget: drained at once), and the agent with them.
 	for _, name := range []string{"n1", "gpu1"} {
 		if err := nodes.Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
@@ -356,4 +395,13 @@ func scale(ctx context.Context, t *testing.T, client kubernetes.Interface, name 
 	if _, err := client.AppsV1().Deployments("default").UpdateScale(ctx, name, s, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func readyOf(n *corev1.Node) corev1.ConditionStatus {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status
+		}
+	}
+	return ""
 }

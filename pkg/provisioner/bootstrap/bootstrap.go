@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -153,8 +154,10 @@ func createBreakGlassBindingOnce(ctx context.Context, client kubernetes.Interfac
 }
 
 // nodeAgentRole is what the node agent (identity.NodeAgentUser, kwok on the local
-// driver) needs to play the kubelets of the platform's nodes: report node and pod status,
-// keep node leases, remove pods being deleted, and record events.
+// driver) needs to play the kubelets of the platform's nodes, and no more: read nodes and
+// pods, report their status, finish deleting pods being deleted, record events, and keep
+// the node leases (in kube-node-lease only). It cannot change a node's or a pod's spec or
+// labels, nor touch any other object.
 const nodeAgentRole = "ucs:node-agent"
 
 func applyNodeAgentRole(ctx context.Context, client kubernetes.Interface, labels map[string]string, opts metav1.ApplyOptions) error {
@@ -163,13 +166,22 @@ func applyNodeAgentRole(ctx context.Context, client kubernetes.Interface, labels
 	}
 	read := []string{"get", "list", "watch"}
 	cr := rbacv1ac.ClusterRole(nodeAgentRole).WithLabels(labels).WithRules(
-		rule("", []string{"nodes", "pods"}, append(read, "update", "patch")...),
+		rule("", []string{"nodes", "pods"}, read...),
 		rule("", []string{"nodes/status", "pods/status"}, "update", "patch"),
 		rule("", []string{"pods"}, "delete"),
-		rule("coordination.k8s.io", []string{"leases"}, append(read, "create", "update", "patch")...),
 		rule("", []string{"events"}, "create", "patch", "update"),
 		rule("events.k8s.io", []string{"events"}, "create", "patch", "update"),
 	)
+	leases := rbacv1ac.Role(nodeAgentRole, corev1.NamespaceNodeLease).WithLabels(labels).WithRules(
+		rule("coordination.k8s.io", []string{"leases"}, append(read, "create", "update", "patch")...))
+	if _, err := client.RbacV1().Roles(corev1.NamespaceNodeLease).Apply(ctx, leases, opts); err != nil {
+		return fmt.Errorf("apply the node agent's lease role: %w", err)
+	}
+	if _, err := client.RbacV1().RoleBindings(corev1.NamespaceNodeLease).Apply(ctx, rbacv1ac.RoleBinding(nodeAgentRole, corev1.NamespaceNodeLease).WithLabels(labels).
+		WithRoleRef(rbacv1ac.RoleRef().WithAPIGroup(rbacv1.GroupName).WithKind("Role").WithName(nodeAgentRole)).
+		WithSubjects(rbacv1ac.Subject().WithKind(rbacv1.UserKind).WithAPIGroup(rbacv1.GroupName).WithName(identity.NodeAgentUser)), opts); err != nil {
+		return fmt.Errorf("bind the node agent's lease role: %w", err)
+	}
 	if _, err := client.RbacV1().ClusterRoles().Apply(ctx, cr, opts); err != nil {
 		return fmt.Errorf("apply the node agent's role: %w", err)
 	}

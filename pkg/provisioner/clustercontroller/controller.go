@@ -283,11 +283,14 @@ func (c *Controller) ensure(ctx context.Context, cl *v1alpha1.Cluster) (time.Dur
 		return 0, err
 	}
 	agentUnwell := false
-	if ensureErr == nil && applyErr == nil && obs.Components[provisioner.APIServer].Healthy {
-		// The node agent runs while the cluster has nodes; its trouble shows on the
-		// Nodes (NotReady), not as the control plane's.
+	if ensureErr == nil && obs.Components[provisioner.APIServer].Healthy {
+		// The node agent runs while the cluster has nodes, whatever else failed in this
+		// pass (a failed bootstrap must not leave a tenant's nodes without their agent);
+		// its trouble shows on the Nodes (NotReady), not as the control plane's.
 		h, err := c.driver.EnsureNodeAgent(ctx, cl, counts.Total > 0)
-		if err != nil {
+		if err != nil && applyErr != nil {
+			klog.ErrorS(err, "Node agent", "cluster", klog.KObj(cl)) // the condition reports the earlier step
+		} else if err != nil {
 			applyErr = &stepError{reason: "NodeAgentFailed", err: fmt.Errorf("node agent: %w", err)}
 		} else if counts.Total > 0 && !h.Healthy {
 			agentUnwell = true

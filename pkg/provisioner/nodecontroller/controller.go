@@ -75,9 +75,20 @@ func New(client versioned.Interface, nodes informers.NodeInformer, clusters info
 		clients: clusterclient.New(access, provisioner.PlatformManager), recorder: recorder, now: time.Now}
 	c.userClient = c.clients.For
 	c.watching = true
-	c.watches = watches{byUID: map[types.UID]*watch{}, enqueue: func(key string) { c.EnqueueKey(key) }}
+	c.watches = watches{byUID: map[types.UID]*watch{}, enqueue: func(key string) { c.EnqueueKey(key) }, owned: c.owned, unmark: c.unmark}
 	c.Controller = controller.New(Name, c, nodes.Informer().HasSynced, clusters.Informer().HasSynced)
 	if _, err := nodes.Informer().AddEventHandler(c.Handler()); err != nil {
+		return nil, err
+	}
+	// A Node gone by any path takes what this process remembered of its drain.
+	if _, err := nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(obj any) {
+		if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = t.Obj
+		}
+		if n, ok := obj.(*v1alpha1.Node); ok {
+			c.drains.forget(n.UID)
+		}
+	}}); err != nil {
 		return nil, err
 	}
 	// A cluster that starts running, or goes, concerns all its nodes.

@@ -14,7 +14,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 	"k8s.io/kubectl/pkg/drain"
@@ -97,8 +96,10 @@ func (c *Controller) drainAndDelete(ctx context.Context, n *v1alpha1.Node, cl *v
 		return 0, nil
 	}
 	st.Phase = v1alpha1.NodeDraining
-	st.Drain.BlockedBy = evict(ctx, client, pods)
-	c.drains.evictedOnce(n.UID, len(st.Drain.BlockedBy) > 0)
+	from := c.drains.cursor(n.UID)
+	var asked int
+	st.Drain.BlockedBy, asked = evict(ctx, client, pods, from)
+	c.drains.passed(n.UID, from+asked, len(pods), len(st.Drain.BlockedBy) > 0)
 	if err := c.writeStatus(ctx, n, st); err != nil {
 		return 0, err
 	}
@@ -108,7 +109,10 @@ func (c *Controller) drainAndDelete(ctx context.Context, n *v1alpha1.Node, cl *v
 	if len(st.Drain.BlockedBy) > 0 {
 		poll = c.drains.blockedPoll(n.UID)
 	}
-	return min(poll, deadline.Sub(now)+10*time.Millisecond), nil
+	if left := deadline.Sub(now); left > 0 {
+		poll = min(poll, left+10*time.Millisecond) // back at the deadline
+	}
+	return poll, nil
 }
 
 // podsToEvict cordons the node and lists the pods a drain evicts: all but DaemonSets'
@@ -124,74 +128,6 @@ func podsToEvict(ctx context.Context, client kubernetes.Interface, n *v1alpha1.N
 		return true, nil, fmt.Errorf("list the pods to evict from %s: %w", n.Name, errors.Join(errs...))
 	}
 	return true, list.Pods(), nil
-}
-
-// drainMemory is what this process knows of each drain it works on: whether it has made
-// an eviction pass, and since when it has found the drain past its deadline.
-type drainMemory struct {
-	mu     sync.Mutex
-	drains map[types.UID]*drainSeen
-}
-
-type drainSeen struct {
-	evicted      bool
-	overdueSince time.Time
-	// blocked counts the passes in a row that budgets refused.
-	blocked int
-}
-
-// blockedPoll is how soon a drain that budgets block tries again: drainPoll, doubling
-// with each blocked pass up to maxDrainPoll.
-func (m *drainMemory) blockedPoll(uid types.UID) time.Duration {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	d := m.get(uid)
-	poll := drainPoll << min(d.blocked, 3)
-	d.blocked++
-	return min(poll, maxDrainPoll)
-}
-
-// overdue tells whether a drain past its deadline may delete its node now: once this
-// process has made an eviction pass, or has failed to for overdueGrace (a cordon or a
-// list that keeps failing does not hold a deletion up for ever).
-func (m *drainMemory) overdue(uid types.UID, now, deadline time.Time) bool {
-	if now.Before(deadline) {
-		return false
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	d := m.get(uid)
-	if d.overdueSince.IsZero() {
-		d.overdueSince = now
-	}
-	return d.evicted || now.Sub(d.overdueSince) >= overdueGrace
-}
-
-// evictedOnce records an eviction pass; blockedAny says whether budgets refused any.
-func (m *drainMemory) evictedOnce(uid types.UID, blockedAny bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	d := m.get(uid)
-	d.evicted = true
-	if !blockedAny {
-		d.blocked = 0
-	}
-}
-
-func (m *drainMemory) get(uid types.UID) *drainSeen {
-	if m.drains == nil {
-		m.drains = map[types.UID]*drainSeen{}
-	}
-	if m.drains[uid] == nil {
-		m.drains[uid] = &drainSeen{}
-	}
-	return m.drains[uid]
-}
-
-func (m *drainMemory) forget(uid types.UID) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.drains, uid)
 }
 
 // cordon marks the node unschedulable; false when the cluster has no node made for this
@@ -226,23 +162,22 @@ const (
 	maxEvictionsPerPass = 256
 )
 
-// evict asks the Eviction API to evict each pod not already going (at most
-// maxEvictionsPerPass of them), and returns what refused, naming the
-// PodDisruptionBudget that blocks each pod, in the pods' order.
-func evict(ctx context.Context, client kubernetes.Interface, pods []corev1.Pod) []string {
+// evict asks the Eviction API to evict each pod not already going, at most
+// maxEvictionsPerPass of them from the from-th pod on (round the list), so that pods
+// budgets keep blocking do not crowd out those after them. It returns what refused,
+// naming the PodDisruptionBudget that blocks each pod, and how many pods it went past.
+func evict(ctx context.Context, client kubernetes.Interface, pods []corev1.Pod, from int) ([]string, int) {
 	helper := &drain.Helper{Ctx: ctx, Client: client, GracePeriodSeconds: -1}
 	budgets := &budgetCache{client: client, byNamespace: map[string][]policyv1.PodDisruptionBudget{}}
 	results := make([]string, len(pods))
 	slots := make(chan struct{}, evictParallelism)
 	var wg sync.WaitGroup
-	asked := 0
-	for i := range pods {
+	asked, seen := 0, 0
+	for ; seen < len(pods) && asked < maxEvictionsPerPass; seen++ {
+		i := (from + seen) % len(pods)
 		p := &pods[i]
 		if p.DeletionTimestamp != nil {
 			continue // evicted already, on its way out
-		}
-		if asked == maxEvictionsPerPass {
-			break // the next pass asks for the rest
 		}
 		asked++
 		slots <- struct{}{}
@@ -265,7 +200,7 @@ func evict(ctx context.Context, client kubernetes.Interface, pods []corev1.Pod) 
 			blocked = append(blocked, r)
 		}
 	}
-	return blocked
+	return blocked, seen
 }
 
 // budgetCache lists each namespace's PodDisruptionBudgets once per pass.
@@ -281,11 +216,12 @@ func (b *budgetCache) blocking(ctx context.Context, p *corev1.Pod, refusal error
 	b.mu.Lock()
 	pdbs, ok := b.byNamespace[p.Namespace]
 	if !ok {
+		// A failed list is not asked again in this pass: the refusal says why instead.
 		list, err := b.client.PolicyV1().PodDisruptionBudgets(p.Namespace).List(ctx, metav1.ListOptions{ResourceVersion: "0"})
 		if err == nil {
 			pdbs = list.Items
-			b.byNamespace[p.Namespace] = pdbs
 		}
+		b.byNamespace[p.Namespace] = pdbs
 	}
 	b.mu.Unlock()
 	var names []string

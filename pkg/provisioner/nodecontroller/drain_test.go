@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
@@ -22,7 +24,7 @@ import (
 
 // deletingPastDeadline makes the fixture's Node one being deleted whose drain deadline
 // passed before this process saw it (the cluster or the server was down meanwhile).
-func deletingPastDeadline(t *testing.T, f *fixture, pods int) *atomic.Int32 {
+func deletingPastDeadline(t *testing.T, f *fixture, pods int, asked *sync.Map) *atomic.Int32 {
 	t.Helper()
 	f.reconcile(t) // the node is made in the cluster
 	for i := range pods {
@@ -50,6 +52,9 @@ func deletingPastDeadline(t *testing.T, f *fixture, pods int) *atomic.Int32 {
 			return false, nil, nil
 		}
 		evictions.Add(1)
+		if asked != nil {
+			asked.Store(a.(clienttesting.CreateAction).GetObject().(*policyv1.Eviction).Name, true)
+		}
 		return true, nil, apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 0)
 	})
 	return &evictions
@@ -63,10 +68,10 @@ func finalizerKept(n *v1alpha1.Node) bool {
 // could evict still asks every pod's budget once before the node is deleted.
 func TestADeadlinePassedWhileAwayStillAsksOnce(t *testing.T) {
 	f := newFixture(t, runningCluster(), testNode())
-	evictions := deletingPastDeadline(t, f, 2)
-	cur, _ := f.reconcile(t)
-	if !finalizerKept(cur) || evictions.Load() != 2 {
-		t.Fatalf("first pass past the deadline: evictions %d, node %+v", evictions.Load(), cur)
+	evictions := deletingPastDeadline(t, f, 2, nil)
+	cur, after := f.reconcile(t)
+	if !finalizerKept(cur) || evictions.Load() != 2 || after <= 0 {
+		t.Fatalf("first pass past the deadline: evictions %d, requeue %v, node %+v", evictions.Load(), after, cur)
 	}
 	if !f.userNode(t).Spec.Unschedulable {
 		t.Error("not cordoned")
@@ -83,7 +88,7 @@ func TestADeadlinePassedWhileAwayStillAsksOnce(t *testing.T) {
 // cannot be listed is deleted once overdueGrace has passed.
 func TestAFailingListDoesNotHoldAnOverdueNodeForEver(t *testing.T) {
 	f := newFixture(t, runningCluster(), testNode())
-	deletingPastDeadline(t, f, 1)
+	deletingPastDeadline(t, f, 1, nil)
 	f.user.PrependReactor("list", "pods", func(clienttesting.Action) (bool, runtime.Object, error) {
 		return true, nil, errors.New("etcdserver: request timed out")
 	})
@@ -96,20 +101,39 @@ func TestAFailingListDoesNotHoldAnOverdueNodeForEver(t *testing.T) {
 	}
 }
 
-// TestEvictionsPerPassAreBounded: one pass asks for at most maxEvictionsPerPass pods.
+// TestEvictionsPerPassAreBounded: one pass asks for at most maxEvictionsPerPass pods;
+// the next starts where it stopped, so pods that budgets block do not crowd out those
+// after them, and a node past its deadline goes only once every pod was asked.
 func TestEvictionsPerPassAreBounded(t *testing.T) {
 	n := testNode()
 	f := newFixture(t, runningCluster(), n)
-	evictions := deletingPastDeadline(t, f, maxEvictionsPerPass+20)
+	var asked sync.Map
+	total := maxEvictionsPerPass + 20
+	evictions := deletingPastDeadline(t, f, total, &asked)
 	cur, _ := f.reconcile(t)
 	if got := evictions.Load(); got != maxEvictionsPerPass {
 		t.Errorf("evictions in one pass: %d, want %d", got, maxEvictionsPerPass)
 	}
-	if d := cur.Status.Drain; d == nil || d.PodsRemaining != maxEvictionsPerPass+20 || len(d.BlockedBy) != maxEvictionsPerPass {
+	if d := cur.Status.Drain; d == nil || int(d.PodsRemaining) != total || len(d.BlockedBy) != maxEvictionsPerPass {
 		t.Errorf("drain status %+v", d)
 	}
-	if poll := f.ctrl.drains.blockedPoll(n.UID); poll <= drainPoll || poll > maxDrainPoll {
-		t.Errorf("a drain blocked twice polls after %v", poll)
+	if !finalizerKept(cur) {
+		t.Fatal("the node went before every pod was asked")
+	}
+	if cur, _ = f.reconcile(t); !finalizerKept(cur) {
+		t.Fatal("the node went in the pass that asked the last pods")
+	}
+	for i := range total {
+		if _, ok := asked.Load(fmt.Sprintf("p%d", i)); !ok {
+			t.Errorf("pod p%d was never asked", i)
+		}
+	}
+	// Blocked twice (2 s, then 4 s): the third time waits 8 s.
+	if poll := f.ctrl.drains.blockedPoll(n.UID); poll != 4*drainPoll {
+		t.Errorf("a drain blocked three times polls after %v", poll)
+	}
+	if cur, _ = f.reconcile(t); finalizerKept(cur) {
+		t.Error("the node is kept once every pod was asked past its deadline")
 	}
 }
 

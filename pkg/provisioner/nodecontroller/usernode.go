@@ -13,7 +13,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/bootstrap"
@@ -173,4 +175,40 @@ func deleteUserNode(ctx context.Context, client kubernetes.Interface, n *v1alpha
 		return fmt.Errorf("delete node %s: %w", n.Name, err)
 	}
 	return nil
+}
+
+// owned tells whether a node of the cluster may keep the node agent's mark: it was
+// made for a Node of that cluster (a Node of its name whose UID it carries), or it
+// carries a Node UID at all. One whose Node this store does not know (restored from an
+// older backup, say) is left alone: the platform never takes a tenant's node down on its
+// own word. A node with no Node UID was never made by the platform.
+func (c *Controller) owned(cl *v1alpha1.Cluster, node *corev1.Node) bool {
+	uid, made := node.Annotations[v1alpha1.NodeUIDAnnotation]
+	if !made {
+		return false
+	}
+	n, err := c.nodes.Nodes(cl.Namespace).Get(node.Name)
+	if err != nil || n.Spec.ClusterName != cl.Name || uid != string(n.UID) {
+		klog.V(2).InfoS("A node marked for the node agent belongs to no Node this server knows; left alone", "cluster", klog.KObj(cl), "node", node.Name)
+	}
+	return true
+}
+
+// unmark takes the node agent's mark off a node the platform did not make, so that the
+// agent does not keep it Ready: capacity in a cluster is what its Nodes say. The patch is
+// preconditioned on the node's UID; a node of the same name made meanwhile keeps its mark.
+func (c *Controller) unmark(ctx context.Context, client kubernetes.Interface, cl *v1alpha1.Cluster, node *corev1.Node) {
+	patch := fmt.Sprintf(`{"metadata":{"uid":%q,"labels":{%q:null}}}`, node.UID, v1alpha1.ManagedByLabel)
+	_, err := client.CoreV1().Nodes().Patch(ctx, node.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: fieldManager})
+	// NotFound: gone; Conflict or Invalid: the UID precondition failed, another node.
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) && !apierrors.IsInvalid(err) {
+		klog.ErrorS(err, "Cannot take the node agent's mark off a node the platform did not make", "cluster", klog.KObj(cl), "node", node.Name)
+		return
+	}
+	if err == nil {
+		klog.InfoS("Took the node agent's mark off a node the platform did not make", "cluster", klog.KObj(cl), "node", node.Name)
+		c.recorder.Eventf(cl, corev1.EventTypeWarning, "NodeUnmarked",
+			"Node %s in the cluster carried %s=%s without a Node of the platform; the label was removed (add nodes as Node objects)",
+			node.Name, v1alpha1.ManagedByLabel, v1alpha1.ManagedByValue)
+	}
 }

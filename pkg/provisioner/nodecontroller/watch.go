@@ -3,6 +3,7 @@ package nodecontroller
 import (
 	"context"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,11 +26,18 @@ type watches struct {
 	// ctx is the controller's run context; nil until Run (then no watch is started).
 	ctx   context.Context
 	byUID map[types.UID]*watch
+	// owned tells whether a node inside the cluster is one the platform made for a Node
+	// of it; unmark takes the node agent's mark off one that is not.
+	owned  func(cl *v1alpha1.Cluster, node *corev1.Node) bool
+	unmark func(ctx context.Context, client kubernetes.Interface, cl *v1alpha1.Cluster, node *corev1.Node)
 	// stopped are the clusters whose watch ended for good (the cluster is going): a
 	// reconcile that read the cluster just before must not start it again.
 	stopped map[types.UID]bool
 	enqueue func(key string)
 }
+
+// unmarkTimeout bounds taking the agent's mark off a node (the watch's client has none).
+const unmarkTimeout = 30 * time.Second
 
 type watch struct {
 	client kubernetes.Interface
@@ -64,9 +72,35 @@ func (w *watches) ensure(cl *v1alpha1.Cluster, client kubernetes.Interface) {
 			w.enqueue(ns + "/" + node.Name)
 		}
 	}
+	// A node marked for the agent that no Node of the platform asked for (a tenant
+	// labelled their own) loses the mark: the agent keeps only nodes the platform made.
+	// One unmarking per node at a time, however many events it makes.
+	var unmarking sync.Map
+	unmarkStray := func(obj any) bool {
+		node, ok := obj.(*corev1.Node)
+		if !ok || w.owned == nil || w.owned(cl, node) {
+			return false
+		}
+		if _, busy := unmarking.LoadOrStore(node.Name, true); !busy {
+			go func() {
+				defer unmarking.Delete(node.Name)
+				ctx, cancel := context.WithTimeout(ctx, unmarkTimeout)
+				defer cancel()
+				w.unmark(ctx, client, cl, node)
+			}()
+		}
+		return true
+	}
 	_, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: enqueue,
+		AddFunc: func(obj any) {
+			if !unmarkStray(obj) {
+				enqueue(obj)
+			}
+		},
 		UpdateFunc: func(old, obj any) {
+			if unmarkStray(obj) {
+				return
+			}
 			// Heartbeats (lease renewals do not touch the node) change only times: a node
 			// is looked at again when something the Node mirrors or owns changed.
 			if o, n := old.(*corev1.Node), obj.(*corev1.Node); readyOf(o) != readyOf(n) || o.Generation != n.Generation ||

@@ -33,13 +33,13 @@ var taintEffects = sets.New(string(cs.TaintEffectNoSchedule), string(cs.TaintEff
 // ValidateNode checks a Node being created.
 func ValidateNode(n *cs.Node) field.ErrorList {
 	errs := validateObjectMeta(&n.ObjectMeta)
-	return append(errs, validateNodeSpec(&n.Spec, field.NewPath("spec"))...)
+	return append(errs, validateNodeSpec(&n.Spec, nil, field.NewPath("spec"))...)
 }
 
 // ValidateNodeUpdate checks a change of a Node's spec and metadata.
 func ValidateNodeUpdate(n, old *cs.Node) field.ErrorList {
 	errs := validateObjectMetaUpdate(&n.ObjectMeta, &old.ObjectMeta)
-	errs = append(errs, validateNodeSpec(&n.Spec, field.NewPath("spec"))...)
+	errs = append(errs, validateNodeSpec(&n.Spec, &old.Spec, field.NewPath("spec"))...)
 	return append(errs, validateImmutable(n.Spec.ClusterName, old.Spec.ClusterName, field.NewPath("spec", "clusterName"))...)
 }
 
@@ -59,7 +59,18 @@ func ValidateNodeStatusUpdate(n, old *cs.Node) field.ErrorList {
 	return errs
 }
 
-func validateNodeSpec(spec *cs.NodeSpec, fld *field.Path) field.ErrorList {
+// validateNodeSpec checks a Node's spec; old is the stored one on update (nil on create):
+// a reserved label or taint key it already had is let through, so that a Node stored
+// before the rule came can still be changed and deleted.
+func validateNodeSpec(spec, old *cs.NodeSpec, fld *field.Path) field.ErrorList {
+	var oldLabels map[string]string
+	oldTaints := sets.New[string]()
+	if old != nil {
+		oldLabels = old.Labels
+		for _, t := range old.Taints {
+			oldTaints.Insert(t.Key)
+		}
+	}
 	errs := validateClusterRef(spec.ClusterName, fld.Child("clusterName"))
 	res := fld.Child("resources")
 	errs = append(errs, validatePositiveQuantity(spec.Resources.CPU, res.Child("cpu"))...)
@@ -81,7 +92,7 @@ func validateNodeSpec(spec *cs.NodeSpec, fld *field.Path) field.ErrorList {
 	}
 	errs = append(errs, metav1validation.ValidateLabels(spec.Labels, fld.Child("labels"))...)
 	for _, k := range sets.List(sets.KeySet(spec.Labels)) {
-		if platformLabels.Has(k) {
+		if _, had := oldLabels[k]; platformLabels.Has(k) && !had {
 			errs = append(errs, field.Forbidden(fld.Child("labels").Key(k), "set by the platform from the rest of the spec"))
 		}
 	}
@@ -89,7 +100,7 @@ func validateNodeSpec(spec *cs.NodeSpec, fld *field.Path) field.ErrorList {
 	for i, t := range spec.Taints {
 		p := fld.Child("taints").Index(i)
 		for _, prefix := range kubernetesTaintPrefixes {
-			if strings.HasPrefix(t.Key, prefix) {
+			if strings.HasPrefix(t.Key, prefix) && !oldTaints.Has(t.Key) {
 				errs = append(errs, field.Forbidden(p.Child("key"), fmt.Sprintf("taints under %s are set and removed by Kubernetes; use spec.unschedulable to cordon", prefix)))
 			}
 		}

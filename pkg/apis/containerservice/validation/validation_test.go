@@ -303,6 +303,16 @@ func TestValidateNodeUpdate(t *testing.T) {
 	wantErrors(t, ValidateNodeUpdate(n, old))
 	n.Spec.ClusterName = "dev"
 	wantErrors(t, ValidateNodeUpdate(n, old), invalid+"spec.clusterName")
+
+	// A reserved key stored before the rule came does not hold the Node (its finalizer's
+	// removal is an update); a new one is refused.
+	old, n = validNode(), validNode()
+	old.Spec.Labels = map[string]string{"kubernetes.io/hostname": "x"}
+	old.Spec.Taints = []cs.Taint{{Key: "node.kubernetes.io/unschedulable", Effect: cs.TaintEffectNoSchedule}}
+	n.Spec.Labels, n.Spec.Taints = old.Spec.Labels, old.Spec.Taints
+	wantErrors(t, ValidateNodeUpdate(n, old))
+	n.Spec.Labels = map[string]string{"kubernetes.io/hostname": "x", "kubernetes.io/os": "windows"}
+	wantErrors(t, ValidateNodeUpdate(n, old), forbidden+"spec.labels[kubernetes.io/os]")
 }
 
 func TestValidateNodeStatusUpdate(t *testing.T) {
