@@ -46,6 +46,12 @@ func deletingPastDeadline(t *testing.T, f *fixture, pods int, asked *sync.Map) *
 	if err := f.nodes.(interface{ Update(any) error }).Update(cur); err != nil {
 		t.Fatal(err)
 	}
+	return refuseEvictions(f, asked)
+}
+
+// refuseEvictions makes the cluster refuse every eviction as a budget would, counting
+// them, and noting the pods asked for in asked when it is not nil.
+func refuseEvictions(f *fixture, asked *sync.Map) *atomic.Int32 {
 	var evictions atomic.Int32
 	f.user.PrependReactor("create", "pods", func(a clienttesting.Action) (bool, runtime.Object, error) {
 		if a.GetSubresource() != "eviction" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	kubefake "k8s.io/client-go/kubernetes/fake"
-	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
@@ -223,14 +221,7 @@ func TestDrainHeldByBudgetEndsAtDeadline(t *testing.T) {
 	if _, err := f.user.CoreV1().Pods("default").Create(context.Background(), pod("a", corev1.PodRunning), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	var evictions atomic.Int32
-	f.user.PrependReactor("create", "pods", func(a clienttesting.Action) (bool, runtime.Object, error) {
-		if a.GetSubresource() != "eviction" {
-			return false, nil, nil
-		}
-		evictions.Add(1)
-		return true, nil, apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 0)
-	})
+	evictions := refuseEvictions(f, nil)
 	cur, _ := f.reconcile(t)
 	cur.DeletionTimestamp = &metav1.Time{Time: f.clock}
 	if err := f.nodes.(interface{ Update(any) error }).Update(cur); err != nil {
