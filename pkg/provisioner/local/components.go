@@ -9,6 +9,7 @@ import (
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/provisioner"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/local/kwok"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/supervisor"
 )
 
@@ -81,7 +82,10 @@ func components(binDir string, l layout, c *v1alpha1.Cluster, ports map[string]i
 			// kwok also reads $KWOK_WORKDIR/kwok.yaml or ~/.kwok/kwok.yaml: pointed at the
 			// cluster's own directory, no configuration of the server's user (a local
 			// exec, say) ever applies to a tenant's nodes.
-			spec.Env = append(spec.Env, "HOME="+l.dir, "KWOK_WORKDIR="+l.dir)
+			// kwok reads its configuration once, at its start: the file's digest in its
+			// environment makes a new configuration (an upgrade of the server) a changed
+			// command, which restarts an adopted agent.
+			spec.Env = append(spec.Env, "HOME="+l.dir, "KWOK_WORKDIR="+l.dir, "UCS_NODE_AGENT_CONFIG="+kwok.Digest())
 		}
 		spec.StopGrace = stopGrace(name)
 		spec.StateFile = l.record(spec.Name)

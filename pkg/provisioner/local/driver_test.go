@@ -22,6 +22,7 @@ import (
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/provisioner"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/local/kwok"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/pki"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/supervisor"
 )
@@ -646,6 +647,26 @@ func TestNodeAgentRunsOnlyWhileAsked(t *testing.T) {
 	}
 	if got := pids(t, l)["kwok"]; got != agent {
 		t.Errorf("agent pid %d after a restart, want %d adopted", got, agent)
+	}
+	second.Shutdown()
+
+	// An upgrade that changes the agent's configuration restarts the adopted agent, which
+	// reads it only when it starts.
+	saved := kwok.Config
+	t.Cleanup(func() { kwok.Config = saved })
+	kwok.Config = append(append([]byte{}, saved...), "# another configuration\n"...)
+	second = newDriver(t, cfg)
+	if _, err := second.Ensure(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := second.EnsureNodeAgent(context.Background(), c, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitPids(t, l, 3)["kwok"]; got == agent || got == 0 {
+		t.Errorf("agent pid %d after an upgrade of its configuration, want a new one (was %d)", got, agent)
+	}
+	if written, _ := os.ReadFile(l.nodeAgentConfig()); string(written) != string(kwok.Config) {
+		t.Error("the new configuration was not written")
 	}
 	if _, err := second.EnsureNodeAgent(context.Background(), c, false); err != nil {
 		t.Fatal(err)

@@ -2,7 +2,11 @@
 // user cluster's nodes Ready and its pods Running without running containers.
 package kwok
 
-import _ "embed"
+import (
+	"crypto/sha256"
+	_ "embed" // the configuration's files
+	"encoding/hex"
+)
 
 // options is kwok's KwokConfiguration: debugging and profiling handlers off.
 //
@@ -18,3 +22,9 @@ var Stages []byte
 
 // Config is the whole file kwok is given with --config: its options, then its stages.
 var Config = append(append([]byte{}, options...), Stages...)
+
+// Digest identifies Config: it changes whenever the configuration does.
+func Digest() string {
+	sum := sha256.Sum256(Config)
+	return hex.EncodeToString(sum[:8])
+}
