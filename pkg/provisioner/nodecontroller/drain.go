@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 	"k8s.io/kubectl/pkg/drain"
@@ -58,16 +59,22 @@ func (c *Controller) drainAndDelete(ctx context.Context, n *v1alpha1.Node, cl *v
 		c.recorder.Eventf(n, corev1.EventTypeNormal, "Draining", "Evicting the pods of node %s; it is deleted anyway at %s", n.Name, deadline.UTC().Format(time.RFC3339))
 	}
 	deadline := n.Status.Drain.Deadline.Time
-	// Once past the deadline, a node is deleted after one pass of evictions by this
-	// process: a deadline that passed while the cluster (or the server) was down does not
-	// take the pods' budgets away without asking them once.
+	// Once past the deadline, a node is deleted after this process has asked every pod
+	// once (a deadline that passed while the cluster or the server was down does not take
+	// the pods' budgets away unasked), or after overdueGrace of failing to.
 	overdue := c.drains.overdue(n.UID, now, deadline)
 	ours, pods, err := podsToEvict(ctx, client, n)
-	if err != nil && !overdue {
+	switch {
+	case err == nil:
+		c.drains.listed(n.UID)
+	case now.Before(deadline):
 		return 0, err
-	}
-	if err != nil {
-		// Past the deadline a failing cordon or list no longer holds the deletion up.
+	case !overdue:
+		// Looked at again soon, not after the error backoff: the grace is what holds it.
+		c.drains.failed(n.UID, now)
+		klog.ErrorS(err, "Cannot look at the pods of a node past its drain deadline", "node", klog.KObj(n))
+		return waitForCluster, nil
+	default:
 		klog.ErrorS(err, "Deleting a node past its drain deadline without a last look at its pods", "node", klog.KObj(n))
 		ours, pods = true, nil
 	}
@@ -96,18 +103,20 @@ func (c *Controller) drainAndDelete(ctx context.Context, n *v1alpha1.Node, cl *v
 		return 0, nil
 	}
 	st.Phase = v1alpha1.NodeDraining
-	from := c.drains.cursor(n.UID)
-	var asked int
-	st.Drain.BlockedBy, asked = evict(ctx, client, pods, from)
-	c.drains.passed(n.UID, from+asked, len(pods), len(st.Drain.BlockedBy) > 0)
+	pods = c.drains.unaskedFirst(n.UID, pods)
+	var asked []types.UID
+	st.Drain.BlockedBy, asked = evict(ctx, client, pods)
+	roundDone := c.drains.asked(n.UID, asked, pods)
 	if err := c.writeStatus(ctx, n, st); err != nil {
 		return 0, err
 	}
-	// Evicted pods go within moments; blocked ones wait for their budget to allow, asked
-	// less often the longer they stay blocked.
+	// Evicted pods go within moments, and pods not asked yet are asked at once; blocked
+	// ones wait for their budget to allow, asked less often the longer they stay blocked.
 	poll := drainPollEvicting
-	if len(st.Drain.BlockedBy) > 0 {
+	if len(st.Drain.BlockedBy) > 0 && roundDone {
 		poll = c.drains.blockedPoll(n.UID)
+	} else if len(st.Drain.BlockedBy) == 0 {
+		c.drains.unblocked(n.UID)
 	}
 	if left := deadline.Sub(now); left > 0 {
 		poll = min(poll, left+10*time.Millisecond) // back at the deadline
@@ -163,23 +172,24 @@ const (
 )
 
 // evict asks the Eviction API to evict each pod not already going, at most
-// maxEvictionsPerPass of them from the from-th pod on (round the list), so that pods
-// budgets keep blocking do not crowd out those after them. It returns what refused,
-// naming the PodDisruptionBudget that blocks each pod, and how many pods it went past.
-func evict(ctx context.Context, client kubernetes.Interface, pods []corev1.Pod, from int) ([]string, int) {
+// maxEvictionsPerPass of them in the order given. It returns what refused, naming the
+// PodDisruptionBudget that blocks each pod, and the pods it asked.
+func evict(ctx context.Context, client kubernetes.Interface, pods []corev1.Pod) ([]string, []types.UID) {
 	helper := &drain.Helper{Ctx: ctx, Client: client, GracePeriodSeconds: -1}
 	budgets := &budgetCache{client: client, byNamespace: map[string][]policyv1.PodDisruptionBudget{}}
 	results := make([]string, len(pods))
 	slots := make(chan struct{}, evictParallelism)
 	var wg sync.WaitGroup
-	asked, seen := 0, 0
-	for ; seen < len(pods) && asked < maxEvictionsPerPass; seen++ {
-		i := (from + seen) % len(pods)
+	var asked []types.UID
+	for i := range pods {
 		p := &pods[i]
 		if p.DeletionTimestamp != nil {
 			continue // evicted already, on its way out
 		}
-		asked++
+		if len(asked) == maxEvictionsPerPass {
+			break // the next pass asks the rest first
+		}
+		asked = append(asked, p.UID)
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
@@ -200,7 +210,7 @@ func evict(ctx context.Context, client kubernetes.Interface, pods []corev1.Pod, 
 			blocked = append(blocked, r)
 		}
 	}
-	return blocked, seen
+	return blocked, asked
 }
 
 // budgetCache lists each namespace's PodDisruptionBudgets once per pass.
