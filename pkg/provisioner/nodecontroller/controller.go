@@ -75,7 +75,7 @@ func New(client versioned.Interface, nodes informers.NodeInformer, clusters info
 		clients: clusterclient.New(access, provisioner.PlatformManager), recorder: recorder, now: time.Now}
 	c.userClient = c.clients.For
 	c.watching = true
-	c.watches = watches{byUID: map[types.UID]*watch{}, enqueue: func(key string) { c.EnqueueKey(key) }, owned: c.owned, unmark: c.unmark}
+	c.watches = watches{byUID: map[types.UID]*watch{}, enqueue: func(key string) { c.EnqueueKey(key) }, unmark: c.unmark}
 	c.Controller = controller.New(Name, c, nodes.Informer().HasSynced, clusters.Informer().HasSynced)
 	if _, err := nodes.Informer().AddEventHandler(c.Handler()); err != nil {
 		return nil, err
@@ -101,16 +101,7 @@ func New(client versioned.Interface, nodes informers.NodeInformer, clusters info
 				c.clusterChanged(obj)
 			}
 		},
-		DeleteFunc: func(obj any) {
-			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = t.Obj
-			}
-			if cl, ok := obj.(*v1alpha1.Cluster); ok {
-				c.clients.Forget(cl.UID)
-				c.watches.stop(cl.UID)
-			}
-			c.clusterChanged(obj)
-		},
+		DeleteFunc: func(obj any) { c.clusterEvent(obj, true) },
 	})
 	return c, err
 }
@@ -119,7 +110,11 @@ func equalDurations(a, b *metav1.Duration) bool {
 	return (a == nil && b == nil) || (a != nil && b != nil && a.Duration == b.Duration)
 }
 
-func (c *Controller) clusterChanged(obj any) {
+func (c *Controller) clusterChanged(obj any) { c.clusterEvent(obj, false) }
+
+// clusterEvent brings the cluster's nodes through the queue; a cluster going or gone
+// also loses its client and its watch.
+func (c *Controller) clusterEvent(obj any, deleted bool) {
 	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = t.Obj
 	}
@@ -127,7 +122,7 @@ func (c *Controller) clusterChanged(obj any) {
 	if !ok {
 		return
 	}
-	if cl.DeletionTimestamp != nil {
+	if deleted || cl.DeletionTimestamp != nil {
 		c.clients.Forget(cl.UID)
 		c.watches.stop(cl.UID)
 	}

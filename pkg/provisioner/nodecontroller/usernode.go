@@ -177,21 +177,13 @@ func deleteUserNode(ctx context.Context, client kubernetes.Interface, n *v1alpha
 	return nil
 }
 
-// owned tells whether a node of the cluster may keep the node agent's mark: it was
-// made for a Node of that cluster (a Node of its name whose UID it carries), or it
-// carries a Node UID at all. One whose Node this store does not know (restored from an
-// older backup, say) is left alone: the platform never takes a tenant's node down on its
-// own word. A node with no Node UID was never made by the platform.
-func (c *Controller) owned(cl *v1alpha1.Cluster, node *corev1.Node) bool {
-	uid, made := node.Annotations[v1alpha1.NodeUIDAnnotation]
-	if !made {
-		return false
-	}
-	n, err := c.nodes.Nodes(cl.Namespace).Get(node.Name)
-	if err != nil || n.Spec.ClusterName != cl.Name || uid != string(n.UID) {
-		klog.V(2).InfoS("A node marked for the node agent belongs to no Node this server knows; left alone", "cluster", klog.KObj(cl), "node", node.Name)
-	}
-	return true
+// madeByPlatform tells whether a node may keep the node agent's mark: it carries a Node
+// UID, as every node the platform makes does. One whose Node this store does not know
+// (restored from an older backup, say) is left alone too: the platform never takes a
+// tenant's node down on its own word.
+func madeByPlatform(node *corev1.Node) bool {
+	_, made := node.Annotations[v1alpha1.NodeUIDAnnotation]
+	return made
 }
 
 // unmark takes the node agent's mark off a node the platform did not make, so that the

@@ -26,9 +26,7 @@ type watches struct {
 	// ctx is the controller's run context; nil until Run (then no watch is started).
 	ctx   context.Context
 	byUID map[types.UID]*watch
-	// owned tells whether a node inside the cluster is one the platform made for a Node
-	// of it; unmark takes the node agent's mark off one that is not.
-	owned  func(cl *v1alpha1.Cluster, node *corev1.Node) bool
+	// unmark takes the node agent's mark off a node the platform did not make.
 	unmark func(ctx context.Context, client kubernetes.Interface, cl *v1alpha1.Cluster, node *corev1.Node)
 	// stopped are the clusters whose watch ended for good (the cluster is going): a
 	// reconcile that read the cluster just before must not start it again.
@@ -78,7 +76,7 @@ func (w *watches) ensure(cl *v1alpha1.Cluster, client kubernetes.Interface) {
 	var unmarking sync.Map
 	unmarkStray := func(obj any) bool {
 		node, ok := obj.(*corev1.Node)
-		if !ok || w.owned == nil || w.owned(cl, node) {
+		if !ok || w.unmark == nil || madeByPlatform(node) {
 			return false
 		}
 		if _, busy := unmarking.LoadOrStore(node.Name, true); !busy {
