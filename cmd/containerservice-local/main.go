@@ -14,7 +14,7 @@ import (
 	"syscall"
 
 	"github.com/ucloudstack/containerservice/cmd/containerservice-local/stack"
-	"github.com/ucloudstack/containerservice/cmd/containerservice-oidc/issuer"
+	"github.com/ucloudstack/containerservice/pkg/proxy/authn/issuer"
 )
 
 func main() {

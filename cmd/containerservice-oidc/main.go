@@ -32,8 +32,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ucloudstack/containerservice/cmd/containerservice-oidc/issuer"
-	"github.com/ucloudstack/containerservice/cmd/containerservice-oidc/login"
+	"github.com/ucloudstack/containerservice/pkg/proxy/authn/issuer"
+	"github.com/ucloudstack/containerservice/pkg/proxy/authn/login"
 )
 
 func main() {

@@ -11,7 +11,6 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
-	"github.com/ucloudstack/containerservice/pkg/provisioner/identity"
 )
 
 // Component names, also the suffix of each component's condition type.
@@ -81,10 +80,10 @@ type Identity string
 const (
 	// PlatformManager puts the platform's objects into user clusters (namespaces,
 	// permission groups, ServiceAccounts, bindings); it is cluster-admin there.
-	PlatformManager Identity = "ucs:platform-manager"
+	PlatformManager Identity = Identity(v1alpha1.PlatformManagerUser)
 	// Proxy is the tenant proxy's identity: it may only impersonate what the platform's
 	// RBAC inside the cluster lets it (the users' ServiceAccounts).
-	Proxy Identity = Identity(identity.ProxyUser)
+	Proxy Identity = Identity(v1alpha1.ProxyUser)
 )
 
 // Access hands out clients for user clusters. It is the only way controllers reach inside

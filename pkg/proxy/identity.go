@@ -2,19 +2,12 @@ package proxy
 
 import (
 	"slices"
-	"strings"
 
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apiserver/pkg/authentication/user"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
-	"github.com/ucloudstack/containerservice/pkg/provisioner/bootstrap"
-	"github.com/ucloudstack/containerservice/pkg/provisioner/identity"
 )
-
-// UsernameExtra is the impersonated extra that carries the caller's platform username
-// into the user cluster, so that its audit log names the person behind a ServiceAccount.
-const UsernameExtra = bootstrap.UsernameExtra
 
 // Target is who the proxy acts as inside a cluster for one caller.
 type Target struct {
@@ -30,7 +23,7 @@ type Target struct {
 
 // Impersonated is the username the user cluster sees.
 func (t Target) Impersonated() string {
-	return "system:serviceaccount:" + identity.UsersNamespace + ":" + t.ServiceAccount
+	return v1alpha1.ServiceAccountUsername(t.Username)
 }
 
 // Decision is whether a caller may enter a cluster.
@@ -54,12 +47,12 @@ const (
 // other access the caller has: the cluster would refuse it for now.
 func TargetFor(c *v1alpha1.Cluster, members *Members, caller user.Info, namespace string) (Target, Decision) {
 	name := caller.GetName()
-	if name == "" || strings.HasPrefix(name, "system:") {
+	if name == "" || v1alpha1.ReservedSubject(name) {
 		return Target{}, Forbidden
 	}
 	var callerGroups []string
 	for _, g := range caller.GetGroups() {
-		if !strings.HasPrefix(g, "system:") && !strings.HasPrefix(g, "ucs:") {
+		if !v1alpha1.ReservedSubject(g) {
 			callerGroups = append(callerGroups, g)
 		}
 	}
@@ -82,7 +75,7 @@ func TargetFor(c *v1alpha1.Cluster, members *Members, caller user.Info, namespac
 	case !admin && namespace != "" && slices.Contains(m.Pending, namespace):
 		return Target{}, NotReady
 	case admin || m.Member:
-		return Target{ServiceAccount: identity.ServiceAccountName(name), Username: name, Groups: sets.List(groups)}, Allowed
+		return Target{ServiceAccount: v1alpha1.ServiceAccountName(name), Username: name, Groups: sets.List(groups)}, Allowed
 	case len(m.Pending) > 0:
 		return Target{}, NotReady
 	}

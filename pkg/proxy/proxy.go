@@ -48,7 +48,7 @@ func (p *Proxy) Handler(ctx context.Context, c *v1alpha1.Cluster, target Target,
 	impersonation := transport.ImpersonationConfig{
 		UserName: target.Impersonated(),
 		Groups:   target.Groups,
-		Extra:    map[string][]string{UsernameExtra: {target.Username}},
+		Extra:    map[string][]string{v1alpha1.UsernameKey: {target.Username}},
 	}
 	if path == "" || !strings.HasPrefix(path, "/") {
 		path = "/" + path

@@ -18,10 +18,9 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ucloudstack/containerservice/cmd/containerservice-local/stack"
-	"github.com/ucloudstack/containerservice/cmd/containerservice-oidc/issuer"
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	csv1alpha1 "github.com/ucloudstack/containerservice/pkg/generated/clientset/versioned/typed/containerservice/v1alpha1"
-	"github.com/ucloudstack/containerservice/pkg/provisioner/identity"
+	"github.com/ucloudstack/containerservice/pkg/proxy/authn/issuer"
 	"github.com/ucloudstack/containerservice/test/framework"
 )
 
@@ -100,7 +99,7 @@ func BenchmarkProject(b *testing.B) {
 		for _, rb := range rbs.Items {
 			subjects += len(rb.Subjects)
 		}
-		sas, err := admin.CoreV1().ServiceAccounts(identity.UsersNamespace).List(ctx, metav1.ListOptions{LabelSelector: v1alpha1.ManagedByLabel + "=" + v1alpha1.ManagedByValue})
+		sas, err := admin.CoreV1().ServiceAccounts(v1alpha1.UsersNamespace).List(ctx, metav1.ListOptions{LabelSelector: v1alpha1.ManagedByLabel + "=" + v1alpha1.ManagedByValue})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -179,13 +178,13 @@ func writeProjectDirectly(ctx context.Context, b *testing.B, admin kubernetes.In
 	var wg sync.WaitGroup
 	subjects := map[v1alpha1.ProjectRole][]rbacv1.Subject{}
 	for _, m := range p.Spec.Members {
-		name := identity.ServiceAccountName(m.Name)
+		name := v1alpha1.ServiceAccountName(m.Name)
 		subjects[m.Role] = append(subjects[m.Role], rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Namespace: "ref-users", Name: name})
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
 			if _, err := admin.CoreV1().ServiceAccounts("ref-users").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name,
-				Annotations: map[string]string{v1alpha1.UsernameAnnotation: m.Name}}}, metav1.CreateOptions{}); err != nil {
+				Annotations: map[string]string{v1alpha1.UsernameKey: m.Name}}}, metav1.CreateOptions{}); err != nil {
 				b.Error(err)
 			}
 		})

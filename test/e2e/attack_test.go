@@ -16,7 +16,6 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
-	"github.com/ucloudstack/containerservice/pkg/provisioner/identity"
 )
 
 // arena is what the attack tests share: a tenant with two clusters, "target"
@@ -54,7 +53,7 @@ func setUpArena(t *testing.T) *arena {
 			waitCondition(ctx, t, a.ns, name, "Ready", metav1.ConditionTrue)
 		}
 		a.alice, a.bob, a.eve = idToken(ctx, t, "alice@example.com", "alice"), idToken(ctx, t, "bob@example.com", "bob"), idToken(ctx, t, "eve@example.com", "eve")
-		a.targetSA = identity.ServiceAccountUsername("alice@example.com")
+		a.targetSA = v1alpha1.ServiceAccountUsername("alice@example.com")
 		a.proxyPath = "/apis/containerservice.ucloudstack.io/v1alpha1/namespaces/" + a.ns + "/clusters/target/proxy"
 		a.directURL = env.ServerURL()
 		theArena = a

@@ -20,7 +20,6 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
-	"github.com/ucloudstack/containerservice/pkg/provisioner/identity"
 )
 
 // TestBreakGlassIsNamedAuditedAndRevocable: a break-glass credential names the person who
@@ -81,7 +80,7 @@ func TestBreakGlassIsNamedAuditedAndRevocable(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(ctx, t, "the new administrator's ServiceAccount is applied", func() (bool, error) {
-		_, err := auditor.CoreV1().ServiceAccounts(identity.UsersNamespace).Get(ctx, identity.ServiceAccountName("bob@example.com"), metav1.GetOptions{})
+		_, err := auditor.CoreV1().ServiceAccounts(v1alpha1.UsersNamespace).Get(ctx, v1alpha1.ServiceAccountName("bob@example.com"), metav1.GetOptions{})
 		return err == nil, err
 	})
 	if _, err := auditor.RbacV1().ClusterRoleBindings().Get(ctx, v1alpha1.BreakGlassGroup, metav1.GetOptions{}); !apierrors.IsNotFound(err) {

@@ -18,7 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/ucloudstack/containerservice/pkg/provisioner/local"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/driver/local"
 )
 
 // TestKilledComponentIsRestarted kills a cluster's kube-apiserver: the status must show

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
-	"github.com/ucloudstack/containerservice/pkg/provisioner/identity"
 )
 
 const kwokNode = `apiVersion: v1
@@ -111,7 +110,7 @@ func TestKubectlThroughTheProxy(t *testing.T) {
 		if got := alice.must(ctx, t, "", "get", "pods", "--all-namespaces", "-o", "name"); !strings.Contains(got, "pod/app\n") {
 			t.Errorf("the list of pods has no app: %q", got)
 		}
-		if got := alice.must(ctx, t, "", "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"); got != identity.ServiceAccountUsername("alice@example.com") {
+		if got := alice.must(ctx, t, "", "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"); got != v1alpha1.ServiceAccountUsername("alice@example.com") {
 			t.Errorf("alice is %q in her cluster, want her ServiceAccount", got)
 		}
 	})
@@ -192,7 +191,7 @@ func TestKubectlThroughTheProxy(t *testing.T) {
 	})
 
 	t.Run("audited as alice's ServiceAccount through the proxy", func(t *testing.T) {
-		sa := identity.ServiceAccountUsername("alice@example.com")
+		sa := v1alpha1.ServiceAccountUsername("alice@example.com")
 		for _, sub := range []string{"/pods/app/exec", "/pods/app/portforward", "/pods/app/log", "/namespaces/default/configmaps?"} {
 			var events []auditEvent
 			for _, ev := range auditedURI(t, ns, "day", sub) {

@@ -13,7 +13,6 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
-	"github.com/ucloudstack/containerservice/pkg/provisioner/identity"
 )
 
 // TestClusterLifecycle is the README walkthrough: create, wait for Ready with kubectl,
@@ -113,7 +112,7 @@ func TestClusterLifecycle(t *testing.T) {
 // may impersonate ServiceAccounts of ucs-users and nothing else.
 func checkBootstrap(ctx context.Context, t *testing.T, kubeconfig string) {
 	t.Helper()
-	sa := identity.ServiceAccountName("alice@example.com")
+	sa := v1alpha1.ServiceAccountName("alice@example.com")
 	out, err := env.KubectlAs(ctx, kubeconfig, nil, "get", "sa", sa, "-n", "ucs-users", "-o", "jsonpath={.metadata.annotations}")
 	if err != nil || !strings.Contains(out, "alice@example.com") {
 		t.Errorf("administrator ServiceAccount %s: %q %v", sa, out, err)
@@ -130,7 +129,7 @@ func checkBootstrap(ctx context.Context, t *testing.T, kubeconfig string) {
 			t.Errorf("permission group %s: %v", r, err)
 		}
 	}
-	proxy := "--as=" + identity.ProxyUser
+	proxy := "--as=" + v1alpha1.ProxyUser
 	for _, tc := range []struct {
 		args []string
 		want string

@@ -20,9 +20,9 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ucloudstack/containerservice/cmd/containerservice-local/stack"
-	"github.com/ucloudstack/containerservice/cmd/containerservice-oidc/issuer"
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/generated/clientset/versioned"
+	"github.com/ucloudstack/containerservice/pkg/proxy/authn/issuer"
 	"github.com/ucloudstack/containerservice/test/framework"
 )
 

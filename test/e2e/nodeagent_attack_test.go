@@ -17,7 +17,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
-	"github.com/ucloudstack/containerservice/pkg/provisioner/identity"
 )
 
 // attackNodeAgent tries, as the cluster's administrator and as anyone on the platform's
@@ -68,7 +67,7 @@ func attackNodeAgent(ctx context.Context, t *testing.T, ns, cluster string, user
 		{authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: "kube-system"}, false},
 	} {
 		sar, err := user.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-			User: identity.NodeAgentUser, ResourceAttributes: &tc.attrs}}, metav1.CreateOptions{})
+			User: v1alpha1.NodeAgentUser, ResourceAttributes: &tc.attrs}}, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

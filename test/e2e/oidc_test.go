@@ -15,8 +15,8 @@ import (
 
 	"k8s.io/client-go/rest"
 
-	"github.com/ucloudstack/containerservice/cmd/containerservice-oidc/issuer"
-	"github.com/ucloudstack/containerservice/cmd/containerservice-oidc/login"
+	"github.com/ucloudstack/containerservice/pkg/proxy/authn/issuer"
+	"github.com/ucloudstack/containerservice/pkg/proxy/authn/login"
 )
 
 // idToken logs a person in at the stack's OIDC issuer with the device grant.

@@ -20,8 +20,7 @@ import (
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/generated/clientset/versioned"
-	"github.com/ucloudstack/containerservice/pkg/provisioner/identity"
-	"github.com/ucloudstack/containerservice/pkg/provisioner/projectcontroller"
+	projectcontroller "github.com/ucloudstack/containerservice/pkg/provisioner/controllers/project"
 )
 
 func project(ns, name string, clusters []string, members ...v1alpha1.ProjectMember) *v1alpha1.Project {
@@ -123,7 +122,7 @@ func TestProjects(t *testing.T) {
 				t.Errorf("%s: the edit binding %+v (%v)", name, edit, err)
 			}
 			for _, u := range []string{"alice@example.com", "bob@example.com"} {
-				if _, err := admin.CoreV1().ServiceAccounts(identity.UsersNamespace).Get(ctx, identity.ServiceAccountName(u), metav1.GetOptions{}); err != nil {
+				if _, err := admin.CoreV1().ServiceAccounts(v1alpha1.UsersNamespace).Get(ctx, v1alpha1.ServiceAccountName(u), metav1.GetOptions{}); err != nil {
 					t.Errorf("%s: no ServiceAccount for %s: %v", name, u, err)
 				}
 			}
@@ -336,7 +335,7 @@ func TestProjects(t *testing.T) {
 		if _, err := admin.RbacV1().RoleBindings("payments").Update(ctx, edit, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		if err := admin.CoreV1().ServiceAccounts(identity.UsersNamespace).Delete(ctx, identity.ServiceAccountName("bob@example.com"), metav1.DeleteOptions{}); err != nil {
+		if err := admin.CoreV1().ServiceAccounts(v1alpha1.UsersNamespace).Delete(ctx, v1alpha1.ServiceAccountName("bob@example.com"), metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		eventually(ctx, t, "the project's objects are put back", func() (bool, error) {
@@ -349,7 +348,7 @@ func TestProjects(t *testing.T) {
 			if e, err := admin.RbacV1().RoleBindings("payments").Get(ctx, "ucs:project:edit", metav1.GetOptions{}); err != nil || len(e.Subjects) != 2 {
 				return false, err
 			}
-			_, err := admin.CoreV1().ServiceAccounts(identity.UsersNamespace).Get(ctx, identity.ServiceAccountName("bob@example.com"), metav1.GetOptions{})
+			_, err := admin.CoreV1().ServiceAccounts(v1alpha1.UsersNamespace).Get(ctx, v1alpha1.ServiceAccountName("bob@example.com"), metav1.GetOptions{})
 			return err == nil, err
 		})
 	})
@@ -374,12 +373,12 @@ func TestProjects(t *testing.T) {
 			t.Errorf("bindings left in pb: %v %v", rbs, err)
 		}
 		eventually(ctx, t, "ServiceAccounts nobody uses in pb are pruned", func() (bool, error) {
-			sas, err := admins["pb"].CoreV1().ServiceAccounts(identity.UsersNamespace).List(ctx, metav1.ListOptions{})
+			sas, err := admins["pb"].CoreV1().ServiceAccounts(v1alpha1.UsersNamespace).List(ctx, metav1.ListOptions{})
 			if err != nil {
 				return false, err
 			}
 			for _, sa := range sas.Items {
-				if sa.Name == identity.ServiceAccountName("alice@example.com") || sa.Name == identity.ServiceAccountName("bob@example.com") {
+				if sa.Name == v1alpha1.ServiceAccountName("alice@example.com") || sa.Name == v1alpha1.ServiceAccountName("bob@example.com") {
 					return false, nil
 				}
 			}

@@ -16,7 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/ucloudstack/containerservice/pkg/provisioner/local"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/driver/local"
 )
 
 // TestAWrongEtcdDeletesNothing starts the server on an etcd that holds none of the

@@ -21,7 +21,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/ucloudstack/containerservice/pkg/provisioner/local/kwok"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/driver/local/kwok"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/pki"
 )
 

@@ -25,7 +25,7 @@ import (
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice"
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/provisioner"
-	"github.com/ucloudstack/containerservice/pkg/provisioner/local"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/driver/local"
 	clusterstorage "github.com/ucloudstack/containerservice/pkg/registry/containerservice/cluster/storage"
 )
 

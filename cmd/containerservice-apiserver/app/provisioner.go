@@ -21,10 +21,10 @@ import (
 	"github.com/ucloudstack/containerservice/pkg/generated/clientset/versioned"
 	csinformers "github.com/ucloudstack/containerservice/pkg/generated/informers/externalversions"
 	"github.com/ucloudstack/containerservice/pkg/provisioner"
-	"github.com/ucloudstack/containerservice/pkg/provisioner/clustercontroller"
-	"github.com/ucloudstack/containerservice/pkg/provisioner/controller"
-	"github.com/ucloudstack/containerservice/pkg/provisioner/nodecontroller"
-	"github.com/ucloudstack/containerservice/pkg/provisioner/projectcontroller"
+	clustercontroller "github.com/ucloudstack/containerservice/pkg/provisioner/controllers/cluster"
+	nodecontroller "github.com/ucloudstack/containerservice/pkg/provisioner/controllers/node"
+	projectcontroller "github.com/ucloudstack/containerservice/pkg/provisioner/controllers/project"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/reconciler"
 )
 
 // addProvisioner runs the provisioner's controllers once the server serves: Events to the
@@ -50,7 +50,7 @@ func (o *Options) addProvisioner(server *genericapiserver.GenericAPIServer, conf
 	if err != nil {
 		return fmt.Errorf("controller client: %w", err)
 	}
-	recorder, stopEvents := controller.NewRecorder(host, Scheme, "containerservice-provisioner")
+	recorder, stopEvents := reconciler.NewRecorder(host, Scheme, "containerservice-provisioner")
 	run := func(ctx context.Context) {
 		informers := csinformers.NewSharedInformerFactory(client, 0)
 		clusters, err := clustercontroller.New(client, informers.Containerservice().V1alpha1().Clusters(),

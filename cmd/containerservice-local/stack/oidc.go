@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ucloudstack/containerservice/cmd/containerservice-oidc/issuer"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/pki"
+	"github.com/ucloudstack/containerservice/pkg/proxy/authn/issuer"
 )
 
 // startIssuer runs the local OIDC issuer (in this process) on its loopback port and

@@ -28,11 +28,11 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ucloudstack/containerservice/artifacts"
-	"github.com/ucloudstack/containerservice/cmd/containerservice-oidc/issuer"
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
-	"github.com/ucloudstack/containerservice/pkg/provisioner/local"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/driver/local"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/pki"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/supervisor"
+	"github.com/ucloudstack/containerservice/pkg/proxy/authn/issuer"
 )
 
 // Names the aggregator uses to reach the server; the serving certificate must carry the

@@ -19,9 +19,9 @@ import (
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/component-base/metrics/testutil"
 
-	"github.com/ucloudstack/containerservice/cmd/containerservice-oidc/issuer"
-	"github.com/ucloudstack/containerservice/cmd/containerservice-oidc/login"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/pki"
+	"github.com/ucloudstack/containerservice/pkg/proxy/authn/issuer"
+	"github.com/ucloudstack/containerservice/pkg/proxy/authn/login"
 )
 
 // fixture is a real issuer (the local stack's) and our authenticator trusting it.

@@ -16,25 +16,12 @@ const (
 	// once for that value; status.credentialsRotation then shows the value.
 	RotateCredentialsAnnotation = GroupName + "/rotate-credentials"
 
-	// UsernameAnnotation keeps the platform username on the user's ServiceAccount inside a
-	// user cluster (namespace ucs-users).
-	UsernameAnnotation = GroupName + "/username"
-
 	// ManagedByLabel marks, with the value ManagedByValue, what the platform put into a
 	// user cluster.
 	ManagedByLabel = "app.kubernetes.io/managed-by"
 	// ManagedByValue is the value of ManagedByLabel on the platform's objects.
 	ManagedByValue = "containerservice"
 
-	// BreakGlassUserPrefix starts the username of every break-glass (adminkubeconfig)
-	// credential, followed by the name of the host user who asked for it, so that a user
-	// cluster's audit log names the person.
-	BreakGlassUserPrefix = "ucs:breakglass:"
-	// BreakGlassGroup is the group of every break-glass credential. The ClusterRoleBinding
-	// of the same name binds it to cluster-admin inside each user cluster: deleting that
-	// binding revokes every break-glass credential of the cluster at once, without a
-	// rotation, and the platform does not put it back.
-	BreakGlassGroup = "ucs:breakglass"
 )
 
 // Condition types of a Cluster.

@@ -1,23 +1,19 @@
 package validation
 
 import (
-	"strings"
 
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	cs "github.com/ucloudstack/containerservice/pkg/apis/containerservice"
+	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 )
 
 var (
 	projectRoles             = sets.New(string(cs.ProjectRoleAdmin), string(cs.ProjectRoleEdit), string(cs.ProjectRoleView))
 	projectNamespacePolicies = sets.New(string(cs.ProjectNamespaceRetain), string(cs.ProjectNamespaceDelete))
 )
-
-// reservedNamespaces are namespaces of user clusters a project may not take over: the
-// platform's own and Kubernetes' built-in ones, and every name starting kube- or ucs-.
-var reservedNamespaces = sets.New("default", "kube-system", "kube-public", "kube-node-lease", "ucs-system", "ucs-users")
 
 // ValidateProject checks a Project being created.
 func ValidateProject(p *cs.Project) field.ErrorList {
@@ -60,7 +56,7 @@ func validateProjectSpec(spec *cs.ProjectSpec, fld *field.Path) field.ErrorList 
 	switch {
 	case spec.Namespace == "":
 		errs = append(errs, field.Required(nsPath, ""))
-	case reservedNamespaces.Has(spec.Namespace) || strings.HasPrefix(spec.Namespace, "kube-") || strings.HasPrefix(spec.Namespace, "ucs-"):
+	case v1alpha1.ReservedNamespace(spec.Namespace):
 		errs = append(errs, field.Forbidden(nsPath, "namespace "+spec.Namespace+" is reserved"))
 	default:
 		for _, msg := range apivalidation.ValidateNamespaceName(spec.Namespace, false) {

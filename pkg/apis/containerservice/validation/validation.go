@@ -11,13 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	cs "github.com/ucloudstack/containerservice/pkg/apis/containerservice"
+	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 )
-
-// reservedPrefix marks the built-in identities of every Kubernetes cluster
-// (system:masters, system:serviceaccount:…, system:nodes, …). A tenant who could name
-// one as an administrator or project member would be granted rights over the cluster's
-// own components, so such names are refused wherever a subject is given.
-const reservedPrefix = "system:"
 
 // validateObjectMeta checks the metadata of a namespaced object whose name ends up in
 // user clusters, file names and port allocations, hence a DNS-1123 label.
@@ -30,21 +25,22 @@ func validateObjectMetaUpdate(meta, old *metav1.ObjectMeta) field.ErrorList {
 	return apivalidation.ValidateObjectMetaUpdate(meta, old, field.NewPath("metadata"))
 }
 
-// platformPrefix starts the names of the platform's identities inside user clusters.
-const platformPrefix = "ucs:"
-
 // validateSubjectName refuses empty names and names of built-in identities.
 func validateSubjectName(name string, fld *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	switch {
 	case strings.TrimSpace(name) == "":
 		errs = append(errs, field.Required(fld, ""))
-	case strings.HasPrefix(name, reservedPrefix):
-		errs = append(errs, field.Forbidden(fld, "names starting with \"system:\" are reserved for the cluster's own identities"))
-	case strings.HasPrefix(name, platformPrefix):
+	case strings.HasPrefix(name, v1alpha1.BuiltinPrefix):
+		// The built-in identities of every Kubernetes cluster (system:masters,
+		// system:serviceaccount:…, system:nodes, …): a tenant who could name one as an
+		// administrator or project member would be granted rights over the cluster's own
+		// components.
+		errs = append(errs, field.Forbidden(fld, "names starting with \""+v1alpha1.BuiltinPrefix+"\" are reserved for the cluster's own identities"))
+	case strings.HasPrefix(name, v1alpha1.PlatformPrefix):
 		// The platform's own identities in user clusters (ucs:proxy, ucs:breakglass, which
 		// is bound to cluster-admin): a subject by that name would let the proxy pass it on.
-		errs = append(errs, field.Forbidden(fld, "names starting with \"ucs:\" are reserved for the platform's own identities"))
+		errs = append(errs, field.Forbidden(fld, "names starting with \""+v1alpha1.PlatformPrefix+"\" are reserved for the platform's own identities"))
 	}
 	return errs
 }

@@ -39,7 +39,7 @@ func defaultAdministrators(ctx context.Context, c *cs.Cluster) {
 		return
 	}
 	user, ok := genericapirequest.UserFrom(ctx)
-	if !ok || user.GetName() == "" || strings.HasPrefix(user.GetName(), "system:") {
+	if !ok || user.GetName() == "" || strings.HasPrefix(user.GetName(), v1alpha1.BuiltinPrefix) {
 		return
 	}
 	c.Spec.Administrators = []cs.Subject{{Kind: cs.SubjectKindUser, Name: user.GetName()}}
