@@ -1,22 +1,52 @@
-// Package storage serves clusters and clusters/status from etcd.
+// Package storage serves clusters and their subresources: the object and its status from
+// etcd, kubeconfig (a user's OIDC kubeconfig for the proxy), adminkubeconfig (a
+// short-lived break-glass credential from the driver) and proxy (the tenant proxy into the
+// user cluster).
 package storage
 
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/registry/generic"
 
 	cs "github.com/ucloudstack/containerservice/pkg/apis/containerservice"
+	"github.com/ucloudstack/containerservice/pkg/provisioner"
+	"github.com/ucloudstack/containerservice/pkg/proxy"
 	"github.com/ucloudstack/containerservice/pkg/registry/containerservice/cluster"
 	"github.com/ucloudstack/containerservice/pkg/registry/specstatus"
 	"github.com/ucloudstack/containerservice/pkg/registry/table"
 )
 
-// NewREST returns the storage of clusters and of their status subresource.
-func NewREST(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter) (*specstatus.REST, *specstatus.StatusREST, error) {
-	return specstatus.NewStorage(typer, optsGetter, cluster.Kind, specstatus.Resource[*cs.Cluster]{
+// ClusterStorage is every REST object of the clusters resource.
+type ClusterStorage struct {
+	Cluster         *specstatus.REST
+	Status          *specstatus.StatusREST
+	Kubeconfig      *KubeconfigREST
+	AdminKubeconfig *AdminKubeconfigREST
+	Proxy           *ProxyREST
+}
+
+// Config is what the subresources of clusters need beyond the store.
+type Config struct {
+	// Scheme encodes the subresources' answers.
+	Scheme *runtime.Scheme
+	// Driver mints break-glass credentials and reaches user clusters; nil serves the API
+	// alone (the credential and proxy subresources then answer that no driver runs).
+	Driver provisioner.Driver
+	// Members is the proxy's index of project members; nil admits administrators only.
+	Members *proxy.Members
+	// Kubeconfig configures the user kubeconfigs of clusters/kubeconfig.
+	Kubeconfig KubeconfigConfig
+	// AdminKubeconfigMaxTTL caps the lifetime of break-glass credentials.
+	AdminKubeconfigMaxTTL time.Duration
+}
+
+// NewStorage returns the storage of clusters and of every subresource of theirs.
+func NewStorage(optsGetter generic.RESTOptionsGetter, cfg Config) (ClusterStorage, error) {
+	main, status, err := specstatus.NewStorage(cfg.Scheme, optsGetter, cluster.Kind, specstatus.Resource[*cs.Cluster]{
 		Plural:     "clusters",
 		Singular:   "cluster",
 		ShortNames: []string{"cls"},
@@ -24,6 +54,20 @@ func NewREST(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter) (*
 		NewList:    func() runtime.Object { return &cs.ClusterList{} },
 		Table:      Table,
 	})
+	if err != nil {
+		return ClusterStorage{}, err
+	}
+	var tenantProxy *proxy.Proxy
+	if cfg.Driver != nil {
+		tenantProxy = proxy.New(cfg.Driver)
+	}
+	return ClusterStorage{
+		Cluster:         main,
+		Status:          status,
+		Kubeconfig:      NewKubeconfigREST(main, cfg.Kubeconfig),
+		AdminKubeconfig: NewAdminKubeconfigREST(main, cfg.Driver, cfg.Scheme, cfg.AdminKubeconfigMaxTTL),
+		Proxy:           NewProxyREST(main, cfg.Scheme, tenantProxy, cfg.Members),
+	}, nil
 }
 
 // Table is how kubectl get shows clusters.

@@ -6,6 +6,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/registry/generic"
+	"k8s.io/apiserver/pkg/registry/rest"
 
 	cs "github.com/ucloudstack/containerservice/pkg/apis/containerservice"
 	"github.com/ucloudstack/containerservice/pkg/registry/containerservice/clusterref"
@@ -14,11 +15,18 @@ import (
 	"github.com/ucloudstack/containerservice/pkg/registry/table"
 )
 
-// NewREST returns the storage of nodes and of their status subresource. The resource is
-// called nodes like the core one, so kubectl users reach it as csnode (or
-// nodes.containerservice.ucloudstack.io).
-func NewREST(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter, refs *clusterref.Checker) (*specstatus.REST, *specstatus.StatusREST, error) {
-	return specstatus.NewStorage(typer, optsGetter, node.NewKind(refs), specstatus.Resource[*cs.Node]{
+// NodeStorage is every REST object of the nodes resource.
+type NodeStorage struct {
+	Node   *specstatus.REST
+	Status *specstatus.StatusREST
+}
+
+// NewStorage returns the storage of nodes and of their status subresource; clusters is
+// where a new Node's cluster is looked up. The resource is called nodes like the core
+// one, so kubectl users reach it as csnode (or nodes.containerservice.ucloudstack.io).
+func NewStorage(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter, clusters rest.Getter) (NodeStorage, error) {
+	refs := &clusterref.Checker{Clusters: clusters}
+	main, status, err := specstatus.NewStorage(typer, optsGetter, node.NewKind(refs), specstatus.Resource[*cs.Node]{
 		Plural:     "nodes",
 		Singular:   "node",
 		ShortNames: []string{"csnode", "csno"},
@@ -26,6 +34,10 @@ func NewREST(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter, re
 		NewList:    func() runtime.Object { return &cs.NodeList{} },
 		Table:      Table,
 	})
+	if err != nil {
+		return NodeStorage{}, err
+	}
+	return NodeStorage{Node: main, Status: status}, nil
 }
 
 // Table is how kubectl get shows nodes.

@@ -4,6 +4,7 @@ package storage
 import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/registry/generic"
+	"k8s.io/apiserver/pkg/registry/rest"
 
 	cs "github.com/ucloudstack/containerservice/pkg/apis/containerservice"
 	"github.com/ucloudstack/containerservice/pkg/registry/containerservice/clusterref"
@@ -12,9 +13,17 @@ import (
 	"github.com/ucloudstack/containerservice/pkg/registry/table"
 )
 
-// NewREST returns the storage of plugins and of their status subresource.
-func NewREST(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter, refs *clusterref.Checker) (*specstatus.REST, *specstatus.StatusREST, error) {
-	return specstatus.NewStorage(typer, optsGetter, plugin.NewKind(refs), specstatus.Resource[*cs.Plugin]{
+// PluginStorage is every REST object of the plugins resource.
+type PluginStorage struct {
+	Plugin *specstatus.REST
+	Status *specstatus.StatusREST
+}
+
+// NewStorage returns the storage of plugins and of their status subresource; clusters is
+// where a new Plugin's cluster is looked up.
+func NewStorage(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter, clusters rest.Getter) (PluginStorage, error) {
+	refs := &clusterref.Checker{Clusters: clusters}
+	main, status, err := specstatus.NewStorage(typer, optsGetter, plugin.NewKind(refs), specstatus.Resource[*cs.Plugin]{
 		Plural:     "plugins",
 		Singular:   "plugin",
 		ShortNames: []string{"plg"},
@@ -22,6 +31,10 @@ func NewREST(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter, re
 		NewList:    func() runtime.Object { return &cs.PluginList{} },
 		Table:      Table,
 	})
+	if err != nil {
+		return PluginStorage{}, err
+	}
+	return PluginStorage{Plugin: main, Status: status}, nil
 }
 
 // Table is how kubectl get shows plugins.

@@ -6,6 +6,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/registry/generic"
+	"k8s.io/apiserver/pkg/registry/rest"
 
 	cs "github.com/ucloudstack/containerservice/pkg/apis/containerservice"
 	"github.com/ucloudstack/containerservice/pkg/registry/containerservice/project"
@@ -13,10 +14,20 @@ import (
 	"github.com/ucloudstack/containerservice/pkg/registry/table"
 )
 
-// NewREST returns the storage of projects and of their status subresource; refs checks
-// what projects say of other objects.
-func NewREST(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter, refs *project.References) (*specstatus.REST, *specstatus.StatusREST, error) {
-	return specstatus.NewStorage(typer, optsGetter, project.NewKind(refs), specstatus.Resource[*cs.Project]{
+// ProjectStorage is every REST object of the projects resource.
+type ProjectStorage struct {
+	Project *specstatus.REST
+	Status  *specstatus.StatusREST
+}
+
+// NewStorage returns the storage of projects and of their status subresource; clusters is
+// where the clusters a project names are looked up.
+func NewStorage(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter, clusters rest.Getter) (ProjectStorage, error) {
+	// A project's references are checked against the clusters and against the other
+	// projects of the tenant: its own store, set as soon as it is built below, before
+	// anything is served.
+	refs := &project.References{Clusters: clusters}
+	main, status, err := specstatus.NewStorage(typer, optsGetter, project.NewKind(refs), specstatus.Resource[*cs.Project]{
 		Plural:     "projects",
 		Singular:   "project",
 		ShortNames: []string{"proj"},
@@ -24,6 +35,11 @@ func NewREST(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter, re
 		NewList:    func() runtime.Object { return &cs.ProjectList{} },
 		Table:      Table,
 	})
+	if err != nil {
+		return ProjectStorage{}, err
+	}
+	refs.Projects = main
+	return ProjectStorage{Project: main, Status: status}, nil
 }
 
 // Table is how kubectl get shows projects.

@@ -1,6 +1,6 @@
 // Package app wires the containerservice aggregated API server: its options, storage,
 // API group and post-start hooks.
-package app
+package apiserver
 
 import (
 	"context"

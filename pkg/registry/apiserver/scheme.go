@@ -1,4 +1,4 @@
-package app
+package apiserver
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"

@@ -1,4 +1,4 @@
-package app
+package apiserver
 
 import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
