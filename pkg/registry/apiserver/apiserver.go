@@ -1,75 +1,102 @@
+// Package apiserver assembles the containerservice aggregated API server, as
+// k8s.io/sample-apiserver does: Options (flags) → Config → Complete → New. It builds the
+// API group's storage map in one place from each kind's storage aggregate, and adds the
+// post-start hooks that run the proxy's members index and the provisioner's controllers.
+// cmd/containerservice-apiserver only parses flags and calls it; tests start the server
+// in-process through it.
 package apiserver
 
 import (
-	"context"
 	"fmt"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
-	unionauth "k8s.io/apiserver/pkg/authentication/request/union"
-	"k8s.io/apiserver/pkg/endpoints/openapi"
 	"k8s.io/apiserver/pkg/registry/generic"
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
-	"k8s.io/apiserver/pkg/util/compatibility"
+	restclient "k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
+	componentbaseconfig "k8s.io/component-base/config"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/generated/clientset/versioned"
 	csinformers "github.com/ucloudstack/containerservice/pkg/generated/informers/externalversions"
-	generatedopenapi "github.com/ucloudstack/containerservice/pkg/generated/openapi"
 	"github.com/ucloudstack/containerservice/pkg/provisioner"
 	"github.com/ucloudstack/containerservice/pkg/proxy"
-	"github.com/ucloudstack/containerservice/pkg/proxy/authn"
 	clusterstorage "github.com/ucloudstack/containerservice/pkg/registry/containerservice/cluster/storage"
-	"github.com/ucloudstack/containerservice/pkg/registry/containerservice/clusterref"
 	nodestorage "github.com/ucloudstack/containerservice/pkg/registry/containerservice/node/storage"
 	pluginstorage "github.com/ucloudstack/containerservice/pkg/registry/containerservice/plugin/storage"
-	"github.com/ucloudstack/containerservice/pkg/registry/containerservice/project"
 	projectstorage "github.com/ucloudstack/containerservice/pkg/registry/containerservice/project/storage"
-	"github.com/ucloudstack/containerservice/pkg/registry/specstatus"
 )
 
-// newServer builds the generic server from the options and installs the API group.
-func (o *Options) newServer(ctx context.Context, driver provisioner.Driver) (*genericapiserver.GenericAPIServer, error) {
-	config := genericapiserver.NewRecommendedConfig(Codecs)
-	namer := openapi.NewDefinitionNamer(Scheme)
-	config.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(generatedopenapi.GetOpenAPIDefinitions, namer)
-	config.OpenAPIConfig.Info.Title = "containerservice"
-	config.OpenAPIConfig.Info.Version = v1alpha1.SchemeGroupVersion.Version
-	config.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(generatedopenapi.GetOpenAPIDefinitions, namer)
-	config.OpenAPIV3Config.Info.Title = "containerservice"
-	config.OpenAPIV3Config.Info.Version = v1alpha1.SchemeGroupVersion.Version
-	config.EffectiveVersion = compatibility.DefaultBuildEffectiveVersion()
-	if err := o.Recommended.ApplyTo(config); err != nil {
-		return nil, fmt.Errorf("apply options: %w", err)
-	}
-	config.LongRunningFunc = longRunning()
-	if o.AuthenticationConfig != "" {
-		issuers, err := authn.LoadConfig(o.AuthenticationConfig)
-		if err != nil {
-			return nil, err
-		}
-		tokens, err := authn.New(ctx, issuers)
-		if err != nil {
-			return nil, err
-		}
-		// OIDC first: a token of a trusted issuer is judged there; anything else goes on
-		// to the front-proxy certificate, client certificates and TokenReview.
-		config.Authentication.Authenticator = unionauth.NewFailOnError(tokens, config.Authentication.Authenticator)
-	}
+// Config is everything the server is built from.
+type Config struct {
+	// Generic is the generic API server's configuration (serving, authentication,
+	// authorization, admission, storage, OpenAPI).
+	Generic *genericapiserver.RecommendedConfig
+	// Extra is what our API group and controllers add.
+	Extra ExtraConfig
+}
 
-	server, err := config.Complete().New("containerservice-apiserver", genericapiserver.NewEmptyDelegate())
+// ExtraConfig is the configuration of our API group and controllers.
+type ExtraConfig struct {
+	// Driver makes Clusters real; nil serves the API alone (no controllers, no proxy).
+	Driver provisioner.Driver
+	// Kubeconfig configures the user kubeconfigs of clusters/kubeconfig.
+	Kubeconfig clusterstorage.KubeconfigConfig
+	// AdminKubeconfigMaxTTL caps the lifetime of break-glass credentials.
+	AdminKubeconfigMaxTTL time.Duration
+	// Workers is the number of objects of each kind reconciled at once.
+	Workers int
+	// LeaderElection makes sure one server at a time runs the controllers.
+	LeaderElection componentbaseconfig.LeaderElectionConfiguration
+	// DataDir keeps this server's leader-election identity across restarts.
+	DataDir string
+}
+
+type completedConfig struct {
+	generic genericapiserver.CompletedConfig
+	// client reaches the host kube-apiserver (Events, leases, the members' host RBAC);
+	// nil when the server runs without one.
+	client *restclient.Config
+	extra  *ExtraConfig
+}
+
+// CompletedConfig is a Config with its defaults filled in, ready for New.
+type CompletedConfig struct {
+	*completedConfig
+}
+
+// Complete fills in what the generic configuration derives from the rest.
+func (c *Config) Complete() CompletedConfig {
+	return CompletedConfig{&completedConfig{generic: c.Generic.Complete(), client: c.Generic.ClientConfig, extra: &c.Extra}}
+}
+
+// Server is the containerservice aggregated API server.
+type Server struct {
+	GenericAPIServer *genericapiserver.GenericAPIServer
+}
+
+// New builds the server: the generic server, our API group, and with a driver the
+// members index and the provisioner's controllers as post-start hooks.
+func (c CompletedConfig) New() (*Server, error) {
+	server, err := c.generic.New("containerservice-apiserver", genericapiserver.NewEmptyDelegate())
 	if err != nil {
 		return nil, fmt.Errorf("create server: %w", err)
 	}
 	var members *proxy.Members
-	if driver != nil {
-		if members, err = addMembersIndex(server, config); err != nil {
+	if c.extra.Driver != nil {
+		if members, err = addMembersIndex(server, c.generic.LoopbackClientConfig); err != nil {
 			return nil, err
 		}
 	}
-	storage, err := newStorage(Scheme, config.RESTOptionsGetter, driver, members, o.Kubeconfig, o.AdminKubeconfigMaxTTL)
+	storage, err := newStorage(c.generic.RESTOptionsGetter, clusterstorage.Config{
+		Scheme:                Scheme,
+		Driver:                c.extra.Driver,
+		Members:               members,
+		Kubeconfig:            c.extra.Kubeconfig,
+		AdminKubeconfigMaxTTL: c.extra.AdminKubeconfigMaxTTL,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -79,61 +106,55 @@ func (o *Options) newServer(ctx context.Context, driver provisioner.Driver) (*ge
 	if err := server.InstallAPIGroup(&group); err != nil {
 		return nil, fmt.Errorf("install API group %s: %w", v1alpha1.GroupName, err)
 	}
-
-	if driver != nil {
-		if err := o.addProvisioner(server, config, driver); err != nil {
+	if c.extra.Driver != nil {
+		if err := c.addControllers(server); err != nil {
 			return nil, err
 		}
 	}
-	return server, nil
+	return &Server{GenericAPIServer: server}, nil
 }
 
-// newStorage returns the storage of every resource and subresource of the group.
-func newStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, driver provisioner.Driver, members *proxy.Members, kubeconfig clusterstorage.KubeconfigConfig, adminMaxTTL time.Duration) (map[string]rest.Storage, error) {
-	projectRefs, clusterRefs := &project.References{}, &clusterref.Checker{}
-	kinds := []struct {
-		plural string
-		build  func(runtime.ObjectTyper, generic.RESTOptionsGetter) (*specstatus.REST, *specstatus.StatusREST, error)
-	}{
-		{"clusters", clusterstorage.NewREST},
-		{"nodes", func(t runtime.ObjectTyper, o generic.RESTOptionsGetter) (*specstatus.REST, *specstatus.StatusREST, error) {
-			return nodestorage.NewREST(t, o, clusterRefs)
-		}},
-		{"plugins", func(t runtime.ObjectTyper, o generic.RESTOptionsGetter) (*specstatus.REST, *specstatus.StatusREST, error) {
-			return pluginstorage.NewREST(t, o, clusterRefs)
-		}},
-		{"projects", func(t runtime.ObjectTyper, o generic.RESTOptionsGetter) (*specstatus.REST, *specstatus.StatusREST, error) {
-			return projectstorage.NewREST(t, o, projectRefs)
-		}},
+// newStorage is the API group's storage map: every resource and subresource of every
+// kind, from each kind's storage aggregate. Nodes, Plugins and Projects look their
+// clusters up in the clusters store.
+func newStorage(optsGetter generic.RESTOptionsGetter, cfg clusterstorage.Config) (map[string]rest.Storage, error) {
+	clusters, err := clusterstorage.NewStorage(optsGetter, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create storage for clusters: %w", err)
 	}
-	storage := map[string]rest.Storage{}
-	for _, k := range kinds {
-		main, status, err := k.build(scheme, optsGetter)
-		if err != nil {
-			return nil, fmt.Errorf("create storage for %s: %w", k.plural, err)
-		}
-		storage[k.plural] = main
-		storage[k.plural+"/status"] = status
+	nodes, err := nodestorage.NewStorage(cfg.Scheme, optsGetter, clusters.Cluster)
+	if err != nil {
+		return nil, fmt.Errorf("create storage for nodes: %w", err)
 	}
-	clusters := storage["clusters"].(rest.Getter)
-	projectRefs.Clusters, projectRefs.Projects = clusters, storage["projects"].(rest.Lister)
-	clusterRefs.Clusters = clusters
-	storage["clusters/adminkubeconfig"] = clusterstorage.NewAdminKubeconfigREST(clusters, driver, scheme, adminMaxTTL)
-	storage["clusters/kubeconfig"] = clusterstorage.NewKubeconfigREST(clusters, kubeconfig)
-	var tenantProxy *proxy.Proxy
-	if driver != nil {
-		tenantProxy = proxy.New(driver)
+	plugins, err := pluginstorage.NewStorage(cfg.Scheme, optsGetter, clusters.Cluster)
+	if err != nil {
+		return nil, fmt.Errorf("create storage for plugins: %w", err)
 	}
-	storage["clusters/proxy"] = clusterstorage.NewProxyREST(clusters, scheme, tenantProxy, members)
-	return storage, nil
+	projects, err := projectstorage.NewStorage(cfg.Scheme, optsGetter, clusters.Cluster)
+	if err != nil {
+		return nil, fmt.Errorf("create storage for projects: %w", err)
+	}
+	return map[string]rest.Storage{
+		"clusters":                 clusters.Cluster,
+		"clusters/status":          clusters.Status,
+		"clusters/kubeconfig":      clusters.Kubeconfig,
+		"clusters/adminkubeconfig": clusters.AdminKubeconfig,
+		"clusters/proxy":           clusters.Proxy,
+		"nodes":                    nodes.Node,
+		"nodes/status":             nodes.Status,
+		"plugins":                  plugins.Plugin,
+		"plugins/status":           plugins.Status,
+		"projects":                 projects.Project,
+		"projects/status":          projects.Status,
+	}, nil
 }
 
 // addMembersIndex keeps the tenant proxy's index of project members, fed by an informer of
 // Projects over the loopback client on every replica (the proxy serves whether or not
 // this server leads the controllers). Until the informer has synced, the index is empty
 // and project members are refused; the server is not ready before then.
-func addMembersIndex(server *genericapiserver.GenericAPIServer, config *genericapiserver.RecommendedConfig) (*proxy.Members, error) {
-	client, err := versioned.NewForConfig(config.LoopbackClientConfig)
+func addMembersIndex(server *genericapiserver.GenericAPIServer, loopback *restclient.Config) (*proxy.Members, error) {
+	client, err := versioned.NewForConfig(loopback)
 	if err != nil {
 		return nil, fmt.Errorf("members index client: %w", err)
 	}

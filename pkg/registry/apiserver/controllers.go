@@ -16,35 +16,36 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
+	componentbaseconfig "k8s.io/component-base/config"
 	"k8s.io/klog/v2"
 
 	"github.com/ucloudstack/containerservice/pkg/generated/clientset/versioned"
 	csinformers "github.com/ucloudstack/containerservice/pkg/generated/informers/externalversions"
-	"github.com/ucloudstack/containerservice/pkg/provisioner"
 	clustercontroller "github.com/ucloudstack/containerservice/pkg/provisioner/controllers/cluster"
 	nodecontroller "github.com/ucloudstack/containerservice/pkg/provisioner/controllers/node"
 	projectcontroller "github.com/ucloudstack/containerservice/pkg/provisioner/controllers/project"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/reconciler"
 )
 
-// addProvisioner runs the provisioner's controllers once the server serves: Events to the
+// addControllers runs the provisioner's controllers once the server serves: Events to the
 // host, and, with leader election, only while this server holds the lease. Each term gets
 // one shared informer factory over our API (through the loopback client) for all its
 // controllers.
-func (o *Options) addProvisioner(server *genericapiserver.GenericAPIServer, config *genericapiserver.RecommendedConfig, driver provisioner.Driver) error {
+func (c CompletedConfig) addControllers(server *genericapiserver.GenericAPIServer) error {
+	extra, driver := c.extra, c.extra.Driver
 	var host kubernetes.Interface
-	if config.ClientConfig != nil {
+	if c.client != nil {
 		var err error
-		if host, err = kubernetes.NewForConfig(config.ClientConfig); err != nil {
+		if host, err = kubernetes.NewForConfig(c.client); err != nil {
 			return fmt.Errorf("host client: %w", err)
 		}
 	}
-	if o.LeaderElection.LeaderElect && host == nil {
+	if extra.LeaderElection.LeaderElect && host == nil {
 		return errors.New("--leader-elect needs the host kube-apiserver (--kubeconfig, or the in-cluster configuration)")
 	}
 	// The controllers write to this very server: a hundred nodes or members at once go
 	// at the speed it takes, not at the loopback client's default rate.
-	loopback := rest.CopyConfig(config.LoopbackClientConfig)
+	loopback := rest.CopyConfig(c.generic.LoopbackClientConfig)
 	loopback.QPS, loopback.Burst = 500, 1000
 	client, err := versioned.NewForConfig(loopback)
 	if err != nil {
@@ -72,26 +73,26 @@ func (o *Options) addProvisioner(server *genericapiserver.GenericAPIServer, conf
 			return
 		}
 		informers.Start(ctx.Done())
-		go projects.Run(ctx, o.Workers)
-		go nodes.Run(ctx, o.Workers)
-		clusters.Run(ctx, o.Workers)
+		go projects.Run(ctx, extra.Workers)
+		go nodes.Run(ctx, extra.Workers)
+		clusters.Run(ctx, extra.Workers)
 		informers.Shutdown()
 	}
 	server.AddPostStartHookOrDie("start-containerservice-provisioner", func(hook genericapiserver.PostStartHookContext) error {
-		if !o.LeaderElection.LeaderElect {
+		if !extra.LeaderElection.LeaderElect {
 			go func() {
 				defer stopEvents()
 				run(hook)
 			}()
 			return nil
 		}
-		id, err := leaderIdentity(o.DataDir)
+		id, err := leaderIdentity(extra.DataDir)
 		if err != nil {
 			return err
 		}
 		go func() {
 			defer stopEvents()
-			o.lead(hook, host, recorder, id, run)
+			lead(hook, extra.LeaderElection, host, recorder, id, run)
 		}()
 		return nil
 	})
@@ -101,8 +102,7 @@ func (o *Options) addProvisioner(server *genericapiserver.GenericAPIServer, conf
 // lead competes for the lease until the server stops, running the controllers for each
 // term it holds it. A lost lease (the host unreachable for longer than the renew
 // deadline) stops the controllers and competes again; the API keeps serving meanwhile.
-func (o *Options) lead(serving context.Context, host kubernetes.Interface, recorder record.EventRecorder, id string, run func(context.Context)) {
-	le := o.LeaderElection
+func lead(serving context.Context, le componentbaseconfig.LeaderElectionConfiguration, host kubernetes.Interface, recorder record.EventRecorder, id string, run func(context.Context)) {
 	// term is held while a term's controllers run; the next term waits for it. (A term
 	// whose start is still on its way when the lease is lost finds its context ended
 	// and does nothing.)

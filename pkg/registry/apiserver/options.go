@@ -1,5 +1,3 @@
-// Package app wires the containerservice aggregated API server: its options, storage,
-// API group and post-start hooks.
 package apiserver
 
 import (
@@ -10,12 +8,16 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	unionauth "k8s.io/apiserver/pkg/authentication/request/union"
+	"k8s.io/apiserver/pkg/endpoints/openapi"
+	genericapiserver "k8s.io/apiserver/pkg/server"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
+	"k8s.io/apiserver/pkg/util/compatibility"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	componentbaseconfig "k8s.io/component-base/config"
@@ -24,8 +26,10 @@ import (
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice"
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
+	generatedopenapi "github.com/ucloudstack/containerservice/pkg/generated/openapi"
 	"github.com/ucloudstack/containerservice/pkg/provisioner"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/driver/local"
+	"github.com/ucloudstack/containerservice/pkg/proxy/authn"
 	clusterstorage "github.com/ucloudstack/containerservice/pkg/registry/containerservice/cluster/storage"
 )
 
@@ -101,22 +105,8 @@ func NewOptions() *Options {
 	return o
 }
 
-// NewCommand returns the server's command.
-func NewCommand(ctx context.Context) *cobra.Command {
-	o := NewOptions()
-	cmd := &cobra.Command{
-		Use:   "containerservice-apiserver",
-		Short: "Serve the containerservice.ucloudstack.io API (Clusters, Nodes, Plugins, Projects)",
-		Long: `containerservice-apiserver serves the containerservice.ucloudstack.io API behind a
-Kubernetes aggregator. It stores objects in the etcd given by --etcd-servers, or in an
-embedded etcd under --data-dir when none is given.`,
-		SilenceUsage: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return o.Run(cmd.Context())
-		},
-	}
-	cmd.SetContext(ctx)
-	fs := cmd.Flags()
+// AddFlags binds every option to a flag of fs.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	o.Recommended.AddFlags(fs)
 	fs.StringVar(&o.DataDir, "data-dir", o.DataDir, "Directory of the embedded etcd, used when --etcd-servers is empty. Created with mode 0700.")
 	fs.StringSliceVar(&o.AlternateDNS, "alternate-dns", o.AlternateDNS, "Extra DNS names for the self-signed serving certificate made when no --tls-cert-file is given.")
@@ -133,7 +123,6 @@ embedded etcd under --data-dir when none is given.`,
 	fs.StringVar(&o.Kubeconfig.OIDCIssuerURL, "oidc-issuer-url", "", "Issuer of the platform's OIDC provider, for user kubeconfigs.")
 	fs.StringVar(&o.Kubeconfig.OIDCClientID, "oidc-client-id", "", "OIDC client ID user kubeconfigs log in with.")
 	fs.StringVar(&o.OIDCCAFile, "oidc-ca-file", "", "PEM bundle that verifies --oidc-issuer-url, put into user kubeconfigs (when the system roots do not).")
-	return cmd
 }
 
 // Validate reports every invalid option.
@@ -174,35 +163,67 @@ func defaultKubeBinDir() string {
 	return filepath.Join(cache, "containerservice", "kube-v1.37.1_etcd-v3.7.0_kwok-v0.8.0", "bin")
 }
 
-// Run starts the embedded etcd when needed, then serves until ctx ends.
+// Run builds the server from the options and serves until ctx ends.
 func (o *Options) Run(ctx context.Context) error {
+	config, cleanup, err := o.Config(ctx)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	server, err := config.Complete().New()
+	if err != nil {
+		return err
+	}
+	return server.GenericAPIServer.PrepareRun().RunWithContext(ctx)
+}
+
+// Config starts what the server stands on (the embedded etcd when no --etcd-servers are
+// given, the driver) and returns the server's configuration. cleanup stops them again,
+// the driver first: user control planes keep running when the server stops, for whatever
+// reason, and the next start adopts them.
+func (o *Options) Config(ctx context.Context) (config *Config, cleanup func(), err error) {
+	var stops []func()
+	cleanup = func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			cleanup()
+		}
+	}()
 	if len(o.Recommended.Etcd.StorageConfig.Transport.ServerList) == 0 {
 		etcd, err := startEmbeddedEtcd(o.DataDir)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		defer etcd.Close()
+		stops = append(stops, etcd.Close)
 		o.Recommended.Etcd.StorageConfig.Transport.ServerList = []string{etcd.clientURL}
 	}
 	if err := o.Validate(); err != nil {
-		return err
+		return nil, nil, err
 	}
 	if err := o.Recommended.SecureServing.MaybeDefaultWithSelfSignedCerts("localhost", o.AlternateDNS, []net.IP{netutils.ParseIPSloppy("127.0.0.1")}); err != nil {
-		return fmt.Errorf("create self-signed serving certificate: %w", err)
+		return nil, nil, fmt.Errorf("create self-signed serving certificate: %w", err)
 	}
 	if o.PublicCAFile != "" {
 		ca, err := os.ReadFile(o.PublicCAFile)
 		if err != nil {
-			return fmt.Errorf("read --public-ca-file: %w", err)
+			return nil, nil, fmt.Errorf("read --public-ca-file: %w", err)
 		}
 		o.Kubeconfig.PublicCA = ca
 	}
 	if o.OIDCCAFile != "" {
 		ca, err := os.ReadFile(o.OIDCCAFile)
 		if err != nil {
-			return fmt.Errorf("read --oidc-ca-file: %w", err)
+			return nil, nil, fmt.Errorf("read --oidc-ca-file: %w", err)
 		}
 		o.Kubeconfig.OIDCCA = ca
+	}
+	generic, err := o.genericConfig(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
 	var driver provisioner.Driver
 	if o.Provisioner == "local" {
@@ -213,16 +234,50 @@ func (o *Options) Run(ctx context.Context) error {
 			MaxConcurrentStarts: o.MaxConcurrentStarts,
 		})
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		// User control planes keep running when the server stops, for whatever reason:
-		// the next start adopts them.
-		defer d.Shutdown()
+		stops = append(stops, d.Shutdown)
 		driver = d
 	}
-	server, err := o.newServer(ctx, driver)
-	if err != nil {
-		return err
+	return &Config{Generic: generic, Extra: ExtraConfig{
+		Driver:                driver,
+		Kubeconfig:            o.Kubeconfig,
+		AdminKubeconfigMaxTTL: o.AdminKubeconfigMaxTTL,
+		Workers:               o.Workers,
+		LeaderElection:        o.LeaderElection,
+		DataDir:               o.DataDir,
+	}}, cleanup, nil
+}
+
+// genericConfig is the generic server's configuration: the recommended options applied,
+// OpenAPI from our generated definitions, the proxy's long-running check, and OIDC
+// bearer tokens ahead of the delegated authenticators when --authentication-config is set.
+func (o *Options) genericConfig(ctx context.Context) (*genericapiserver.RecommendedConfig, error) {
+	config := genericapiserver.NewRecommendedConfig(Codecs)
+	namer := openapi.NewDefinitionNamer(Scheme)
+	config.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(generatedopenapi.GetOpenAPIDefinitions, namer)
+	config.OpenAPIConfig.Info.Title = "containerservice"
+	config.OpenAPIConfig.Info.Version = v1alpha1.SchemeGroupVersion.Version
+	config.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(generatedopenapi.GetOpenAPIDefinitions, namer)
+	config.OpenAPIV3Config.Info.Title = "containerservice"
+	config.OpenAPIV3Config.Info.Version = v1alpha1.SchemeGroupVersion.Version
+	config.EffectiveVersion = compatibility.DefaultBuildEffectiveVersion()
+	if err := o.Recommended.ApplyTo(config); err != nil {
+		return nil, fmt.Errorf("apply options: %w", err)
 	}
-	return server.PrepareRun().RunWithContext(ctx)
+	config.LongRunningFunc = longRunning()
+	if o.AuthenticationConfig != "" {
+		issuers, err := authn.LoadConfig(o.AuthenticationConfig)
+		if err != nil {
+			return nil, err
+		}
+		tokens, err := authn.New(ctx, issuers)
+		if err != nil {
+			return nil, err
+		}
+		// OIDC first: a token of a trusted issuer is judged there; anything else goes on
+		// to the front-proxy certificate, client certificates and TokenReview.
+		config.Authentication.Authenticator = unionauth.NewFailOnError(tokens, config.Authentication.Authenticator)
+	}
+	return config, nil
 }
