@@ -23,6 +23,8 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/ucloudstack/containerservice/pkg/provisioner/atomicfile"
 )
 
 // DefaultTTL is how long certificates live unless a request says otherwise; components'
@@ -79,7 +81,7 @@ func LoadOrCreateCA(dir, name string) (*Authority, error) {
 		// Written before pairs existed: adopt the two files when they match.
 		ca, err = loadCA(certFile, keyFile)
 		if err == nil {
-			err = writeAtomic(pairFile, append(ca.CertPEM(), ca.keyPEM()...), 0o600)
+			err = atomicfile.WriteFile(pairFile, append(ca.CertPEM(), ca.keyPEM()...), 0o600)
 		}
 	}
 	if err != nil {
@@ -107,7 +109,7 @@ func PromoteCA(dir, from, to string) (*Authority, error) {
 		return nil, fmt.Errorf("load CA %s: %w", from, err)
 	}
 	certFile, keyFile, pairFile := caFiles(dir, to)
-	if err := writeAtomic(pairFile, append(ca.CertPEM(), ca.keyPEM()...), 0o600); err != nil {
+	if err := atomicfile.WriteFile(pairFile, append(ca.CertPEM(), ca.keyPEM()...), 0o600); err != nil {
 		return nil, fmt.Errorf("write CA %s: %w", to, err)
 	}
 	if err := writeFiles(KeyPair{CertFile: certFile, KeyFile: keyFile}, ca.CertPEM(), ca.keyPEM()); err != nil {
@@ -157,7 +159,7 @@ func CreateCA(dir, name string) (*Authority, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeAtomic(pairFile, append(append([]byte{}, certPEM...), keyPEM...), 0o600); err != nil {
+	if err := atomicfile.WriteFile(pairFile, append(append([]byte{}, certPEM...), keyPEM...), 0o600); err != nil {
 		return nil, fmt.Errorf("write CA %s: %w", name, err)
 	}
 	if err := writeFiles(KeyPair{CertFile: certFile, KeyFile: keyFile}, certPEM, keyPEM); err != nil {
@@ -317,35 +319,10 @@ func encodePair(der []byte, key *ecdsa.PrivateKey) (certPEM, keyPEM []byte, err 
 // Each file is replaced atomically: components reload certificates while they run and
 // must never read a half-written one.
 func writeFiles(pair KeyPair, certPEM, keyPEM []byte) error {
-	if err := writeAtomic(pair.KeyFile, keyPEM, 0o600); err != nil {
+	if err := atomicfile.WriteFile(pair.KeyFile, keyPEM, 0o600); err != nil {
 		return err
 	}
-	return writeAtomic(pair.CertFile, certPEM, 0o644)
-}
-
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	// On disk before the rename, so that a crash leaves the old file or the new one.
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.WriteFile(pair.CertFile, certPEM, 0o644)
 }
 
 func serial() *big.Int {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ucloudstack/containerservice/pkg/generated/clientset/versioned"
 	csinformers "github.com/ucloudstack/containerservice/pkg/generated/informers/externalversions"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/atomicfile"
 	clustercontroller "github.com/ucloudstack/containerservice/pkg/provisioner/controllers/cluster"
 	nodecontroller "github.com/ucloudstack/containerservice/pkg/provisioner/controllers/node"
 	projectcontroller "github.com/ucloudstack/containerservice/pkg/provisioner/controllers/project"
@@ -166,9 +167,8 @@ func leaderIdentity(dataDir string) (string, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return "", err
 	}
-	tmp := file + ".tmp"
-	if err := os.WriteFile(tmp, []byte(id), 0o600); err != nil {
-		return "", fmt.Errorf("write the leader-election identity: %w", err)
+	if err := atomicfile.WriteFile(file, []byte(id), 0o600); err != nil {
+		return "", fmt.Errorf("keep the leader-election identity: %w", err)
 	}
-	return id, os.Rename(tmp, file)
+	return id, nil
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/provisioner"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/atomicfile"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/driver/local/kwok"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/supervisor"
 )
@@ -131,7 +132,7 @@ func (d *Driver) claim(l layout, c *v1alpha1.Cluster) error {
 	if err := tmp.create(); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(tmp.uidFile(), []byte(uid), 0o600); err != nil {
+	if err := atomicfile.WriteFile(tmp.uidFile(), []byte(uid), 0o600); err != nil {
 		os.RemoveAll(tmp.dir)
 		return err
 	}
@@ -360,5 +361,5 @@ func writeIfChanged(path string, data []byte) error {
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	return writeFileAtomic(path, data, 0o600)
+	return atomicfile.WriteFile(path, data, 0o600)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/atomicfile"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/pki"
 )
 
@@ -119,7 +120,7 @@ func (a *portAllocator) ports(l layout) (map[string]int, error) {
 	}
 	if changed {
 		data, _ := json.Marshal(ports)
-		if err := writeFileAtomic(l.portsFile(), data, 0o600); err != nil {
+		if err := atomicfile.WriteFile(l.portsFile(), data, 0o600); err != nil {
 			return nil, err
 		}
 	}
@@ -269,7 +270,7 @@ func writeLeafCerts(l layout, c *certs, ports map[string]int, externalHost strin
 		if err != nil {
 			return err
 		}
-		if err := writeFileAtomic(l.kubeconfig(file), data, 0o600); err != nil {
+		if err := atomicfile.WriteFile(l.kubeconfig(file), data, 0o600); err != nil {
 			return err
 		}
 	}
@@ -281,7 +282,7 @@ func writeLeafCerts(l layout, c *certs, ports map[string]int, externalHost strin
 	// Every certificate above lives pki.DefaultTTL from now; a little less is recorded.
 	record.NotAfter = time.Now().Add(pki.DefaultTTL - time.Hour)
 	data, _ := json.Marshal(record)
-	return writeFileAtomic(l.leavesFile(), data, 0o600)
+	return atomicfile.WriteFile(l.leavesFile(), data, 0o600)
 }
 
 // kubeconfig issues a client certificate from the client CA and returns a self-contained
@@ -292,27 +293,4 @@ func kubeconfig(c *certs, server, user string, groups []string, ttl time.Duratio
 		return nil, fmt.Errorf("issue a certificate for %s: %w", user, err)
 	}
 	return pki.Kubeconfig(server, c.ca.CertPEM(), certPEM, keyPEM, user)
-}
-
-// writeFileAtomic replaces a file so that a crash leaves the old content or the new, never
-// a mix: a half-written ports.json or record would strand a cluster.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err == nil {
-		err = tmp.Sync()
-	}
-	if err == nil {
-		err = tmp.Chmod(mode)
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -12,6 +12,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/ucloudstack/containerservice/pkg/provisioner"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/atomicfile"
 )
 
 // quarantineNote is the file in a quarantined directory that says where it came from and why.
@@ -102,7 +103,7 @@ func (d *Driver) moveToQuarantine(l layout, h provisioner.Held, reason string) (
 		"namespace": h.Namespace, "name": h.Name, "uid": h.UID, "from": l.dir,
 		"reason": reason, "time": time.Now().UTC().Format(time.RFC3339),
 	}, "", "  ")
-	if err := writeFileAtomic(filepath.Join(l.dir, quarantineNote), note, 0o600); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(l.dir, quarantineNote), note, 0o600); err != nil {
 		return "", err
 	}
 	if err := os.Rename(l.dir, dest); err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/provisioner"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/atomicfile"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/pki"
 )
 
@@ -95,7 +96,7 @@ func (d *Driver) RotateCredentials(_ context.Context, c *v1alpha1.Cluster, token
 			inst.rollingOut = true
 		}
 	}
-	if err := writeFileAtomic(inst.layout.rotationFile(), []byte(token), 0o600); err != nil {
+	if err := atomicfile.WriteFile(inst.layout.rotationFile(), []byte(token), 0o600); err != nil {
 		return fmt.Errorf("record the rotation of %s: %w", key(c), err)
 	}
 	if err := pki.RemoveCA(pkiDir, staged); err != nil {
