@@ -1,20 +1,126 @@
 package supervisor
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
+
+	"github.com/ucloudstack/containerservice/pkg/provisioner/atomicfile"
 )
+
+// Outcome says what Resume found of a component.
+type Outcome int
+
+const (
+	// Started: nothing of it ran, so it was started.
+	Started Outcome = iota
+	// Adopted: the recorded process runs the command asked for and is supervised again.
+	Adopted
+	// Reconfigured: the recorded process ran another command (an earlier configuration),
+	// so it was stopped and the new command started.
+	Reconfigured
+)
+
+func (o Outcome) String() string {
+	return [...]string{"started", "adopted", "reconfigured"}[o]
+}
+
+// Resume supervises a component whose process may still run from an earlier supervisor
+// (a restarted server): a recorded process that is alive, proven to be the recorded one
+// (pid, start time, boot, executable, command line, the record's own path) and runs the
+// command asked for is adopted; one that runs an earlier command is stopped and started
+// anew. Without a usable record, a live process running exactly the command (started by
+// a supervisor that died before recording it) is adopted; otherwise the component is
+// started. A process is signalled only when proven to be the component's.
+func Resume(c Component) (*Supervised, Outcome, error) {
+	if c.StateFile == "" {
+		return Supervise(c), Started, nil
+	}
+	r, err := ReadRecord(c.StateFile)
+	if err != nil {
+		if !errors.Is(err, ErrNotRunning) {
+			klog.InfoS("Not using the record of a component", "component", c.Name, "reason", err)
+		}
+		return resumeUnrecorded(c)
+	}
+	fd, err := r.open()
+	if err != nil {
+		if err != ErrNotRunning { //nolint:errorlint // a plain exit is not worth a log line; anything else is
+			klog.InfoS("Not adopting the recorded process", "component", c.Name, "pid", r.Pid, "reason", err)
+		}
+		return resumeUnrecorded(c)
+	}
+	if !r.Same(c.Binary, c.Args, c.Env) {
+		klog.InfoS("Component runs an earlier configuration; restarting it", "component", c.Name, "pid", r.Pid)
+		err := stopPidfd(fd, c.grace())
+		unix.Close(fd)
+		if err != nil {
+			return nil, Reconfigured, fmt.Errorf("stop the earlier %s (pid %d): %w", c.Name, r.Pid, err)
+		}
+		return Supervise(c), Reconfigured, nil
+	}
+	return adoptRecorded(c, r, fd), Adopted, nil
+}
+
+// resumeUnrecorded adopts a live process running exactly the component's command, or
+// starts the component.
+func resumeUnrecorded(c Component) (*Supervised, Outcome, error) {
+	pid := find(c.Binary, c.Args)
+	if pid == 0 {
+		return Supervise(c), Started, nil
+	}
+	r, err := newRecord(c.StateFile, pid, c.Binary, c.Args, c.Env)
+	if err != nil {
+		return nil, Started, fmt.Errorf("record the running %s (pid %d): %w", c.Name, pid, err)
+	}
+	fd, err := r.open()
+	if err != nil {
+		return nil, Started, fmt.Errorf("adopt the running %s (pid %d): %w", c.Name, pid, err)
+	}
+	if err := writeRecord(c.StateFile, r); err != nil {
+		unix.Close(fd)
+		return nil, Started, fmt.Errorf("record the running %s (pid %d): %w", c.Name, pid, err)
+	}
+	klog.InfoS("Found an unrecorded running component; adopting it", "component", c.Name, "pid", pid)
+	return adoptRecorded(c, r, fd), Adopted, nil
+}
+
+func adoptRecorded(c Component, r *Record, fd int) *Supervised {
+	p := adopt(c.Name, c.LogDir, r, fd)
+	p.grace = c.grace()
+	klog.InfoS("Adopted running component", "component", c.Name, "pid", r.Pid)
+	return run(c, p)
+}
+
+// adopt watches a process that an earlier supervisor started and r records; the caller has
+// proven its identity and passes the pidfd, which the Process then owns.
+func adopt(name, logDir string, r *Record, pidfd int) *Process {
+	p := &Process{name: name, pid: r.Pid, pidfd: pidfd, logFile: filepath.Join(logDir, name+".log"),
+		done: make(chan struct{}), release: make(chan struct{}), watching: make(chan struct{}), grace: DefaultStopGrace}
+	go func() {
+		defer close(p.watching)
+		for {
+			select {
+			case <-p.release:
+				return
+			default:
+			}
+			if exited(pidfd, 500*time.Millisecond) {
+				p.err = errors.New("exit status unknown (adopted from an earlier server)")
+				close(p.done)
+				return
+			}
+		}
+	}()
+	return p
+}
 
 // Record is what a supervisor writes about a process it started, so that a later
 // supervisor (in a restarted server) can find it again and prove it is the same process:
@@ -82,21 +188,7 @@ func writeRecord(file string, r *Record) error {
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return err
 	}
-	tmp := file + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(tmp, file)
+	return atomicfile.WriteFile(file, data, 0o600)
 }
 
 // newRecord describes a running process this supervisor started or found, for file.
@@ -179,51 +271,6 @@ func (r *Record) verify() error {
 	return nil
 }
 
-// readExe returns the executable of a process; one replaced on disk since it started (a
-// rebuild) shows as "<path> (deleted)" and is named by its path.
-func readExe(pid int) (string, error) {
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	return strings.TrimSuffix(exe, " (deleted)"), err
-}
-
-func readCmdline(pid int) ([]string, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) == 0 {
-		return nil, nil
-	}
-	return strings.Split(strings.TrimSuffix(string(data), "\x00"), "\x00"), nil
-}
-
-// find looks for a live process running exactly bin with args (the executable, and the
-// whole command line, which names the component's own files): one this supervisor's
-// predecessor started but died before recording. It returns its pid, or 0.
-func find(bin string, args []string) int {
-	want, err := filepath.EvalSymlinks(bin)
-	if err != nil {
-		return 0
-	}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		argv, err := readCmdline(pid)
-		if err != nil || len(argv) != len(args)+1 || !slices.Equal(argv[1:], args) {
-			continue
-		}
-		if exe, err := readExe(pid); err == nil && exe == want {
-			if st, err := readStat(pid); err == nil && st.state != 'Z' && st.state != 'X' {
-				return pid
-			}
-		}
-	}
-	return 0
-}
-
 // openRecorded reads a record and opens its process: a pidfd when it runs and is the
 // recorded one, ErrNotRunning when it is proven gone (or there is no record), another
 // error when that cannot be told.
@@ -274,86 +321,3 @@ func StopRecorded(file string, grace time.Duration) error {
 // killWait bounds the wait for a process to end after SIGKILL (a process stuck in an
 // uninterruptible disk wait never does).
 const killWait = 30 * time.Second
-
-// stopPidfd sends SIGTERM through the pidfd, waits up to grace for the process to end,
-// then sends SIGKILL and waits again.
-func stopPidfd(fd int, grace time.Duration) error {
-	if err := unix.PidfdSendSignal(fd, unix.SIGTERM, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
-		return err
-	}
-	if exited(fd, grace) {
-		return nil
-	}
-	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
-		return err
-	}
-	if !exited(fd, killWait) {
-		return fmt.Errorf("process did not end %s after SIGKILL", killWait)
-	}
-	return nil
-}
-
-// exited waits up to d for the process of the pidfd to end. A pidfd turns readable when
-// its process exits, whether or not it is our child and whether or not it was reaped.
-func exited(fd int, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for {
-		left := time.Until(deadline)
-		if left < 0 {
-			left = 0
-		}
-		ms := int(min(left, time.Second) / time.Millisecond)
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, ms)
-		switch {
-		case err == nil && n > 0 && fds[0].Revents&unix.POLLIN != 0:
-			return true
-		case err == nil && n > 0, err != nil && !errors.Is(err, syscall.EINTR):
-			// Not a readable pidfd (an error state): do not spin.
-			time.Sleep(min(left, 100*time.Millisecond))
-		}
-		if left == 0 {
-			return false
-		}
-	}
-}
-
-type stat struct {
-	state     byte
-	startTime uint64
-}
-
-// readStat parses /proc/<pid>/stat. The command name (field 2) is in parentheses and may
-// itself hold spaces and parentheses, so fields are counted from the last ')'.
-func readStat(pid int) (stat, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return stat{}, err
-	}
-	return parseStat(data)
-}
-
-func parseStat(data []byte) (stat, error) {
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return stat{}, errors.New("malformed stat: no command name")
-	}
-	// After ") ": field 3 (state) is rest[0], field 22 (starttime) is rest[19].
-	rest := strings.Fields(string(data[i+1:]))
-	if len(rest) < 20 || len(rest[0]) != 1 {
-		return stat{}, errors.New("malformed stat: too few fields")
-	}
-	start, err := strconv.ParseUint(rest[19], 10, 64)
-	if err != nil {
-		return stat{}, fmt.Errorf("malformed stat: starttime: %w", err)
-	}
-	return stat{state: rest[0][0], startTime: start}, nil
-}
-
-func bootID() (string, error) {
-	data, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
-		return "", fmt.Errorf("read boot id: %w", err)
-	}
-	return strings.TrimSpace(string(data)), nil
-}

@@ -94,29 +94,6 @@ func Start(c Command) (*Process, error) {
 	return p, nil
 }
 
-// adopt watches a process that an earlier supervisor started and r records; the caller has
-// proven its identity and passes the pidfd, which the Process then owns.
-func adopt(name, logDir string, r *Record, pidfd int) *Process {
-	p := &Process{name: name, pid: r.Pid, pidfd: pidfd, logFile: filepath.Join(logDir, name+".log"),
-		done: make(chan struct{}), release: make(chan struct{}), watching: make(chan struct{}), grace: DefaultStopGrace}
-	go func() {
-		defer close(p.watching)
-		for {
-			select {
-			case <-p.release:
-				return
-			default:
-			}
-			if exited(pidfd, 500*time.Millisecond) {
-				p.err = errors.New("exit status unknown (adopted from an earlier server)")
-				close(p.done)
-				return
-			}
-		}
-	}()
-	return p
-}
-
 // Exited reports whether the process has ended.
 func (p *Process) Exited() bool {
 	select {

@@ -1,13 +1,11 @@
 package supervisor
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 )
 
@@ -50,23 +48,6 @@ func (c *Component) grace() time.Duration {
 	return DefaultStopGrace
 }
 
-// Outcome says what Resume found of a component.
-type Outcome int
-
-const (
-	// Started: nothing of it ran, so it was started.
-	Started Outcome = iota
-	// Adopted: the recorded process runs the command asked for and is supervised again.
-	Adopted
-	// Reconfigured: the recorded process ran another command (an earlier configuration),
-	// so it was stopped and the new command started.
-	Reconfigured
-)
-
-func (o Outcome) String() string {
-	return [...]string{"started", "adopted", "reconfigured"}[o]
-}
-
 // Supervised keeps one component running, restarting it with backoff whenever it exits,
 // until Stop or Detach.
 type Supervised struct {
@@ -88,73 +69,6 @@ type Supervised struct {
 // Supervise starts the component and keeps it running.
 func Supervise(c Component) *Supervised {
 	return run(c, nil)
-}
-
-// Resume supervises a component whose process may still run from an earlier supervisor
-// (a restarted server): a recorded process that is alive, proven to be the recorded one
-// (pid, start time, boot, executable, command line, the record's own path) and runs the
-// command asked for is adopted; one that runs an earlier command is stopped and started
-// anew. Without a usable record, a live process running exactly the command (started by
-// a supervisor that died before recording it) is adopted; otherwise the component is
-// started. A process is signalled only when proven to be the component's.
-func Resume(c Component) (*Supervised, Outcome, error) {
-	if c.StateFile == "" {
-		return Supervise(c), Started, nil
-	}
-	r, err := ReadRecord(c.StateFile)
-	if err != nil {
-		if !errors.Is(err, ErrNotRunning) {
-			klog.InfoS("Not using the record of a component", "component", c.Name, "reason", err)
-		}
-		return resumeUnrecorded(c)
-	}
-	fd, err := r.open()
-	if err != nil {
-		if err != ErrNotRunning { //nolint:errorlint // a plain exit is not worth a log line; anything else is
-			klog.InfoS("Not adopting the recorded process", "component", c.Name, "pid", r.Pid, "reason", err)
-		}
-		return resumeUnrecorded(c)
-	}
-	if !r.Same(c.Binary, c.Args, c.Env) {
-		klog.InfoS("Component runs an earlier configuration; restarting it", "component", c.Name, "pid", r.Pid)
-		err := stopPidfd(fd, c.grace())
-		unix.Close(fd)
-		if err != nil {
-			return nil, Reconfigured, fmt.Errorf("stop the earlier %s (pid %d): %w", c.Name, r.Pid, err)
-		}
-		return Supervise(c), Reconfigured, nil
-	}
-	return adoptRecorded(c, r, fd), Adopted, nil
-}
-
-// resumeUnrecorded adopts a live process running exactly the component's command, or
-// starts the component.
-func resumeUnrecorded(c Component) (*Supervised, Outcome, error) {
-	pid := find(c.Binary, c.Args)
-	if pid == 0 {
-		return Supervise(c), Started, nil
-	}
-	r, err := newRecord(c.StateFile, pid, c.Binary, c.Args, c.Env)
-	if err != nil {
-		return nil, Started, fmt.Errorf("record the running %s (pid %d): %w", c.Name, pid, err)
-	}
-	fd, err := r.open()
-	if err != nil {
-		return nil, Started, fmt.Errorf("adopt the running %s (pid %d): %w", c.Name, pid, err)
-	}
-	if err := writeRecord(c.StateFile, r); err != nil {
-		unix.Close(fd)
-		return nil, Started, fmt.Errorf("record the running %s (pid %d): %w", c.Name, pid, err)
-	}
-	klog.InfoS("Found an unrecorded running component; adopting it", "component", c.Name, "pid", pid)
-	return adoptRecorded(c, r, fd), Adopted, nil
-}
-
-func adoptRecorded(c Component, r *Record, fd int) *Supervised {
-	p := adopt(c.Name, c.LogDir, r, fd)
-	p.grace = c.grace()
-	klog.InfoS("Adopted running component", "component", c.Name, "pid", r.Pid)
-	return run(c, p)
 }
 
 func run(c Component, first *Process) *Supervised {
