@@ -150,47 +150,35 @@ func componentCommands(binDir string, l layout, c *v1alpha1.Cluster, ports map[s
 			"--audit-log-maxage=" + strconv.Itoa(auditLogMaxAgeDays),
 			"--audit-log-mode=batch",
 		}},
-		provisioner.ControllerManager: {Binary: bin("kube-controller-manager"), Args: []string{
-			"--kubeconfig=" + l.kubeconfig("controller-manager"),
-			"--authentication-kubeconfig=" + l.kubeconfig("controller-manager"),
-			"--authorization-kubeconfig=" + l.kubeconfig("controller-manager"),
-			"--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(ports[portKCM]),
-			"--tls-cert-file=" + p("controller-manager-serving.crt"), "--tls-private-key-file=" + p("controller-manager-serving.key"),
-			"--client-ca-file=" + p("client-ca.crt"),
+		provisioner.ControllerManager: {Binary: bin("kube-controller-manager"), Args: append(servingClient(l, "controller-manager", ports[portKCM]),
 			// Client certificates from the CSR API (users', kubelets') come from the CA
 			// kube-apiserver trusts for clients, so that rotation revokes them too;
 			// serving certificates from the cluster CA.
-			"--cluster-signing-kube-apiserver-client-cert-file=" + p("client-ca.crt"),
-			"--cluster-signing-kube-apiserver-client-key-file=" + p("client-ca.key"),
-			"--cluster-signing-kubelet-client-cert-file=" + p("client-ca.crt"),
-			"--cluster-signing-kubelet-client-key-file=" + p("client-ca.key"),
-			"--cluster-signing-kubelet-serving-cert-file=" + p("ca.crt"),
-			"--cluster-signing-kubelet-serving-key-file=" + p("ca.key"),
-			"--cluster-signing-legacy-unknown-cert-file=" + p("ca.crt"),
-			"--cluster-signing-legacy-unknown-key-file=" + p("ca.key"),
+			"--cluster-signing-kube-apiserver-client-cert-file="+p("client-ca.crt"),
+			"--cluster-signing-kube-apiserver-client-key-file="+p("client-ca.key"),
+			"--cluster-signing-kubelet-client-cert-file="+p("client-ca.crt"),
+			"--cluster-signing-kubelet-client-key-file="+p("client-ca.key"),
+			"--cluster-signing-kubelet-serving-cert-file="+p("ca.crt"),
+			"--cluster-signing-kubelet-serving-key-file="+p("ca.key"),
+			"--cluster-signing-legacy-unknown-cert-file="+p("ca.crt"),
+			"--cluster-signing-legacy-unknown-key-file="+p("ca.key"),
 			// A cluster admin (a break-glass holder included) can have the CSR API sign a
 			// client certificate of any name; capped like break-glass credentials, so that
 			// what a revoked holder minted soon expires too. A rotation revokes all of it.
 			"--cluster-signing-duration=24h",
-			"--root-ca-file=" + p("ca.crt"),
-			"--service-account-private-key-file=" + p("sa.key"),
+			"--root-ca-file="+p("ca.crt"),
+			"--service-account-private-key-file="+p("sa.key"),
 			"--use-service-account-credentials=true",
 			"--allocate-node-cidrs=true",
-			"--cluster-cidr=" + strings.Join(c.Spec.Network.PodCIDRs, ","),
-			"--service-cluster-ip-range=" + services,
+			"--cluster-cidr="+strings.Join(c.Spec.Network.PodCIDRs, ","),
+			"--service-cluster-ip-range="+services,
 			"--leader-elect=false",
 			"--profiling=false",
-		}},
-		provisioner.Scheduler: {Binary: bin("kube-scheduler"), Args: []string{
-			"--kubeconfig=" + l.kubeconfig("scheduler"),
-			"--authentication-kubeconfig=" + l.kubeconfig("scheduler"),
-			"--authorization-kubeconfig=" + l.kubeconfig("scheduler"),
-			"--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(ports[portScheduler]),
-			"--tls-cert-file=" + p("scheduler-serving.crt"), "--tls-private-key-file=" + p("scheduler-serving.key"),
-			"--client-ca-file=" + p("client-ca.crt"),
+		)},
+		provisioner.Scheduler: {Binary: bin("kube-scheduler"), Args: append(servingClient(l, "scheduler", ports[portScheduler]),
 			"--leader-elect=false",
 			"--profiling=false",
-		}},
+		)},
 		nodeAgent: {Binary: bin("kwok"), Args: []string{
 			"--kubeconfig=" + l.kubeconfig("node-agent"),
 			"--config=" + l.nodeAgentConfig(),
@@ -202,6 +190,22 @@ func componentCommands(binDir string, l layout, c *v1alpha1.Cluster, ports map[s
 			"--server-address=127.0.0.1:" + strconv.Itoa(ports[portNodeAgent]),
 			"--tls-cert-file=" + p("node-agent-serving.crt"), "--tls-private-key-file=" + p("node-agent-serving.key"),
 		}},
+	}
+}
+
+// servingClient are the first flags of a component that is a client of the cluster's
+// kube-apiserver and serves its health and metrics on loopback (kube-controller-manager,
+// kube-scheduler): its kubeconfig, for the API and for delegated authentication and
+// authorization, and its serving certificate. Their order is part of the command line an
+// adopted process is compared with, so it does not change.
+func servingClient(l layout, name string, port int) []string {
+	return []string{
+		"--kubeconfig=" + l.kubeconfig(name),
+		"--authentication-kubeconfig=" + l.kubeconfig(name),
+		"--authorization-kubeconfig=" + l.kubeconfig(name),
+		"--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(port),
+		"--tls-cert-file=" + l.pki(name+"-serving.crt"), "--tls-private-key-file=" + l.pki(name+"-serving.key"),
+		"--client-ca-file=" + l.pki("client-ca.crt"),
 	}
 }
 

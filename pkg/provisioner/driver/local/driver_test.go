@@ -73,6 +73,24 @@ func newDriver(t *testing.T, cfg Config) *Driver {
 	return d
 }
 
+// firstDriver is the first of two drivers on one data directory (a server before its
+// restart): it runs the control plane of acme/prod (UID u1) and is left to the test to
+// shut down; cfg starts the second. running are the control plane's processes.
+func firstDriver(t *testing.T) (first *Driver, cfg Config, c *v1alpha1.Cluster, l layout, running map[string]int) {
+	t.Helper()
+	cfg = Config{DataDir: t.TempDir(), BinDirs: map[string]string{"v1.37.1": fakeBinaries(t)}}
+	c = cluster("prod", "u1")
+	first, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Ensure(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	l = first.layout("acme", "prod")
+	return first, cfg, c, l, waitPids(t, l, 2)
+}
+
 func cluster(name, uid string) *v1alpha1.Cluster {
 	return &v1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "acme", UID: types.UID(uid)},
 		Spec: v1alpha1.ClusterSpec{Version: "v1.37.1", Network: v1alpha1.ClusterNetwork{PodCIDRs: []string{"10.244.0.0/16"}, ServiceCIDRs: []string{"10.96.0.0/12"}}}}
@@ -127,18 +145,7 @@ func TestEnsureExplainsMissingBinariesAndVersions(t *testing.T) {
 // level: the processes keep running with their pids when the driver shuts down, the next
 // driver adopts them instead of starting them again, and Delete stops them.
 func TestControlPlanesOutliveTheDriverAndAreAdopted(t *testing.T) {
-	data, bin := t.TempDir(), fakeBinaries(t)
-	cfg := Config{DataDir: data, BinDirs: map[string]string{"v1.37.1": bin}}
-	c := cluster("prod", "u1")
-	first, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := first.Ensure(context.Background(), c); err != nil {
-		t.Fatal(err)
-	}
-	l := first.layout("acme", "prod")
-	before := waitPids(t, l, 2)
+	first, cfg, c, l, before := firstDriver(t)
 	if len(before) != 2 || before["etcd"] == 0 || before["kube-apiserver"] == 0 {
 		t.Fatalf("running after the first Ensure: %v, want etcd and kube-apiserver", before)
 	}
@@ -608,18 +615,7 @@ func TestExpiringCertificatesAreRenewed(t *testing.T) {
 // outlives the driver and is adopted like the control plane, stops when the cluster has
 // no nodes, and goes with the cluster.
 func TestNodeAgentRunsOnlyWhileAsked(t *testing.T) {
-	data, bin := t.TempDir(), fakeBinaries(t)
-	cfg := Config{DataDir: data, BinDirs: map[string]string{"v1.37.1": bin}}
-	c := cluster("prod", "u1")
-	first, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := first.Ensure(context.Background(), c); err != nil {
-		t.Fatal(err)
-	}
-	l := first.layout("acme", "prod")
-	waitPids(t, l, 2)
+	first, cfg, c, l, _ := firstDriver(t)
 	if h, err := first.EnsureNodeAgent(context.Background(), c, true); err != nil || h.Healthy {
 		t.Fatalf("agent: %+v %v (the fake serves no health check)", h, err)
 	}
