@@ -122,29 +122,29 @@ func newStorage(optsGetter generic.RESTOptionsGetter, cfg clusterstorage.Config)
 	if err != nil {
 		return nil, fmt.Errorf("create storage for clusters: %w", err)
 	}
-	nodes, err := nodestorage.NewStorage(cfg.Scheme, optsGetter, clusters.Cluster)
+	nodes, err := nodestorage.NewStorage(cfg.Scheme, optsGetter, clusters.Main)
 	if err != nil {
 		return nil, fmt.Errorf("create storage for nodes: %w", err)
 	}
-	plugins, err := pluginstorage.NewStorage(cfg.Scheme, optsGetter, clusters.Cluster)
+	plugins, err := pluginstorage.NewStorage(cfg.Scheme, optsGetter, clusters.Main)
 	if err != nil {
 		return nil, fmt.Errorf("create storage for plugins: %w", err)
 	}
-	projects, err := projectstorage.NewStorage(cfg.Scheme, optsGetter, clusters.Cluster)
+	projects, err := projectstorage.NewStorage(cfg.Scheme, optsGetter, clusters.Main)
 	if err != nil {
 		return nil, fmt.Errorf("create storage for projects: %w", err)
 	}
 	return map[string]rest.Storage{
-		"clusters":                 clusters.Cluster,
+		"clusters":                 clusters.Main,
 		"clusters/status":          clusters.Status,
 		"clusters/kubeconfig":      clusters.Kubeconfig,
 		"clusters/adminkubeconfig": clusters.AdminKubeconfig,
 		"clusters/proxy":           clusters.Proxy,
-		"nodes":                    nodes.Node,
+		"nodes":                    nodes.Main,
 		"nodes/status":             nodes.Status,
-		"plugins":                  plugins.Plugin,
+		"plugins":                  plugins.Main,
 		"plugins/status":           plugins.Status,
-		"projects":                 projects.Project,
+		"projects":                 projects.Main,
 		"projects/status":          projects.Status,
 	}, nil
 }

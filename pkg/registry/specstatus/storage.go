@@ -83,9 +83,15 @@ func (r *StatusREST) ConvertToTable(ctx context.Context, object runtime.Object, 
 	return r.store.ConvertToTable(ctx, object, tableOptions)
 }
 
+// Storage is a kind's main resource and its status subresource, which share one store.
+type Storage struct {
+	Main   *REST
+	Status *StatusREST
+}
+
 // NewStorage builds the main resource and its status subresource over the generic
 // etcd store.
-func NewStorage[T Object](typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter, kind Kind[T], res Resource[T]) (*REST, *StatusREST, error) {
+func NewStorage[T Object](typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter, kind Kind[T], res Resource[T]) (Storage, error) {
 	strategy := NewStrategy(typer, kind)
 	statusStrategy := NewStatusStrategy(strategy)
 	store := &genericregistry.Store{
@@ -103,10 +109,10 @@ func NewStorage[T Object](typer runtime.ObjectTyper, optsGetter generic.RESTOpti
 		TableConvertor: res.Table,
 	}
 	if err := store.CompleteWithOptions(&generic.StoreOptions{RESTOptions: optsGetter, AttrFunc: strategy.GetAttrs}); err != nil {
-		return nil, nil, fmt.Errorf("complete storage for %s: %w", res.Plural, err)
+		return Storage{}, fmt.Errorf("complete storage for %s: %w", res.Plural, err)
 	}
 	statusStore := *store
 	statusStore.UpdateStrategy = statusStrategy
 	statusStore.ResetFieldsStrategy = statusStrategy
-	return &REST{Store: store, shortNames: res.ShortNames}, &StatusREST{store: &statusStore}, nil
+	return Storage{Main: &REST{Store: store, shortNames: res.ShortNames}, Status: &StatusREST{store: &statusStore}}, nil
 }

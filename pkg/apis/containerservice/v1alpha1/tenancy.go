@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// The tenancy vocabulary (DESIGN.md security model, rules 3 to 5): the names the platform
+// The tenancy vocabulary (docs/design.md, security model, rules 3 to 5): the names the platform
 // uses inside user clusters and for its own identities. Clients, the proxy, the
 // controllers and validation all take them from here, so that a name reserved in one
 // place is reserved everywhere.

@@ -23,7 +23,9 @@ const fieldManager = usercluster.FieldManager
 var roles = []v1alpha1.ProjectRole{v1alpha1.ProjectRoleAdmin, v1alpha1.ProjectRoleEdit, v1alpha1.ProjectRoleView}
 
 // bindingName is the RoleBinding of one role of a project in its namespace.
-func bindingName(role v1alpha1.ProjectRole) string { return v1alpha1.PlatformPrefix + "project:" + string(role) }
+func bindingName(role v1alpha1.ProjectRole) string {
+	return v1alpha1.PlatformPrefix + "project:" + string(role)
+}
 
 // projectLabels mark what the platform put into a cluster for a project.
 func projectLabels(p *v1alpha1.Project) map[string]string {

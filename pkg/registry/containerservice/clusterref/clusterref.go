@@ -14,7 +14,7 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 )
 
-// Checker looks clusters up in the registry; Clusters is set once the registry built it.
+// Checker looks clusters up in the registry's clusters store.
 type Checker struct {
 	Clusters rest.Getter
 }

@@ -16,8 +16,9 @@ import (
 
 // References checks what a Project says about other objects: that the clusters it
 // names exist in its namespace (a tenant's project cannot name another tenant's cluster),
-// and that no other project already places the same namespace in one of them. Both stores
-// are set once the registry built them.
+// and that no other project already places the same namespace in one of them. The
+// projects' storage (pkg/registry/containerservice/project/storage) sets both as it
+// builds itself, before anything is served.
 type References struct {
 	Clusters rest.Getter
 	Projects rest.Lister

@@ -22,8 +22,7 @@ import (
 
 // ClusterStorage is every REST object of the clusters resource.
 type ClusterStorage struct {
-	Cluster         *specstatus.REST
-	Status          *specstatus.StatusREST
+	specstatus.Storage
 	Kubeconfig      *KubeconfigREST
 	AdminKubeconfig *AdminKubeconfigREST
 	Proxy           *ProxyREST
@@ -46,7 +45,7 @@ type Config struct {
 
 // NewStorage returns the storage of clusters and of every subresource of theirs.
 func NewStorage(optsGetter generic.RESTOptionsGetter, cfg Config) (ClusterStorage, error) {
-	main, status, err := specstatus.NewStorage(cfg.Scheme, optsGetter, cluster.Kind, specstatus.Resource[*cs.Cluster]{
+	storage, err := specstatus.NewStorage(cfg.Scheme, optsGetter, cluster.Kind, specstatus.Resource[*cs.Cluster]{
 		Plural:     "clusters",
 		Singular:   "cluster",
 		ShortNames: []string{"cls"},
@@ -62,11 +61,10 @@ func NewStorage(optsGetter generic.RESTOptionsGetter, cfg Config) (ClusterStorag
 		tenantProxy = proxy.New(cfg.Driver)
 	}
 	return ClusterStorage{
-		Cluster:         main,
-		Status:          status,
-		Kubeconfig:      NewKubeconfigREST(main, cfg.Kubeconfig),
-		AdminKubeconfig: NewAdminKubeconfigREST(main, cfg.Driver, cfg.Scheme, cfg.AdminKubeconfigMaxTTL),
-		Proxy:           NewProxyREST(main, cfg.Scheme, tenantProxy, cfg.Members),
+		Storage:         storage,
+		Kubeconfig:      NewKubeconfigREST(storage.Main, cfg.Kubeconfig),
+		AdminKubeconfig: NewAdminKubeconfigREST(storage.Main, cfg.Driver, cfg.Scheme, cfg.AdminKubeconfigMaxTTL),
+		Proxy:           NewProxyREST(storage.Main, cfg.Scheme, tenantProxy, cfg.Members),
 	}, nil
 }
 

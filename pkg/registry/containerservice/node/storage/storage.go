@@ -15,18 +15,11 @@ import (
 	"github.com/ucloudstack/containerservice/pkg/registry/table"
 )
 
-// NodeStorage is every REST object of the nodes resource.
-type NodeStorage struct {
-	Node   *specstatus.REST
-	Status *specstatus.StatusREST
-}
-
 // NewStorage returns the storage of nodes and of their status subresource; clusters is
 // where a new Node's cluster is looked up. The resource is called nodes like the core
 // one, so kubectl users reach it as csnode (or nodes.containerservice.ucloudstack.io).
-func NewStorage(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter, clusters rest.Getter) (NodeStorage, error) {
-	refs := &clusterref.Checker{Clusters: clusters}
-	main, status, err := specstatus.NewStorage(typer, optsGetter, node.NewKind(refs), specstatus.Resource[*cs.Node]{
+func NewStorage(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter, clusters rest.Getter) (specstatus.Storage, error) {
+	return specstatus.NewStorage(typer, optsGetter, node.NewKind(&clusterref.Checker{Clusters: clusters}), specstatus.Resource[*cs.Node]{
 		Plural:     "nodes",
 		Singular:   "node",
 		ShortNames: []string{"csnode", "csno"},
@@ -34,10 +27,6 @@ func NewStorage(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter,
 		NewList:    func() runtime.Object { return &cs.NodeList{} },
 		Table:      Table,
 	})
-	if err != nil {
-		return NodeStorage{}, err
-	}
-	return NodeStorage{Node: main, Status: status}, nil
 }
 
 // Table is how kubectl get shows nodes.

@@ -13,17 +13,10 @@ import (
 	"github.com/ucloudstack/containerservice/pkg/registry/table"
 )
 
-// PluginStorage is every REST object of the plugins resource.
-type PluginStorage struct {
-	Plugin *specstatus.REST
-	Status *specstatus.StatusREST
-}
-
 // NewStorage returns the storage of plugins and of their status subresource; clusters is
 // where a new Plugin's cluster is looked up.
-func NewStorage(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter, clusters rest.Getter) (PluginStorage, error) {
-	refs := &clusterref.Checker{Clusters: clusters}
-	main, status, err := specstatus.NewStorage(typer, optsGetter, plugin.NewKind(refs), specstatus.Resource[*cs.Plugin]{
+func NewStorage(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter, clusters rest.Getter) (specstatus.Storage, error) {
+	return specstatus.NewStorage(typer, optsGetter, plugin.NewKind(&clusterref.Checker{Clusters: clusters}), specstatus.Resource[*cs.Plugin]{
 		Plural:     "plugins",
 		Singular:   "plugin",
 		ShortNames: []string{"plg"},
@@ -31,10 +24,6 @@ func NewStorage(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter,
 		NewList:    func() runtime.Object { return &cs.PluginList{} },
 		Table:      Table,
 	})
-	if err != nil {
-		return PluginStorage{}, err
-	}
-	return PluginStorage{Plugin: main, Status: status}, nil
 }
 
 // Table is how kubectl get shows plugins.

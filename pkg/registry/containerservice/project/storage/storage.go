@@ -14,20 +14,14 @@ import (
 	"github.com/ucloudstack/containerservice/pkg/registry/table"
 )
 
-// ProjectStorage is every REST object of the projects resource.
-type ProjectStorage struct {
-	Project *specstatus.REST
-	Status  *specstatus.StatusREST
-}
-
 // NewStorage returns the storage of projects and of their status subresource; clusters is
 // where the clusters a project names are looked up.
-func NewStorage(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter, clusters rest.Getter) (ProjectStorage, error) {
+func NewStorage(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter, clusters rest.Getter) (specstatus.Storage, error) {
 	// A project's references are checked against the clusters and against the other
 	// projects of the tenant: its own store, set as soon as it is built below, before
 	// anything is served.
 	refs := &project.References{Clusters: clusters}
-	main, status, err := specstatus.NewStorage(typer, optsGetter, project.NewKind(refs), specstatus.Resource[*cs.Project]{
+	storage, err := specstatus.NewStorage(typer, optsGetter, project.NewKind(refs), specstatus.Resource[*cs.Project]{
 		Plural:     "projects",
 		Singular:   "project",
 		ShortNames: []string{"proj"},
@@ -36,10 +30,10 @@ func NewStorage(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter,
 		Table:      Table,
 	})
 	if err != nil {
-		return ProjectStorage{}, err
+		return specstatus.Storage{}, err
 	}
-	refs.Projects = main
-	return ProjectStorage{Project: main, Status: status}, nil
+	refs.Projects = storage.Main
+	return storage, nil
 }
 
 // Table is how kubectl get shows projects.
