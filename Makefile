@@ -36,7 +36,7 @@ test: verify test-unit test-integration test-e2e
 
 ## test-unit: validation, strategies, tables, round trips, supervisor, driver and controllers, with the race detector
 test-unit:
-	$(GO) test -race -count=1 ./pkg/... ./cmd/...
+	$(GO) test -race -count=1 ./pkg/... ./cmd/... ./test/layout/...
 
 ## test-integration: the server behind a real kube-apiserver's aggregator, driven by the clientset and kubectl
 test-integration:
