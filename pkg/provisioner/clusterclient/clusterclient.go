@@ -88,3 +88,10 @@ func (c *Cache) Forget(uid types.UID) {
 	delete(c.clients, uid)
 	c.mu.Unlock()
 }
+
+// Reachable tells whether a cluster's API can be reached: its phase is Running, or
+// Updating (a change the driver rolls out keeps the API serving). The controllers that
+// work inside user clusters wait, rather than fail, while it is not.
+func Reachable(cl *v1alpha1.Cluster) bool {
+	return cl.Status.Phase == v1alpha1.ClusterRunning || cl.Status.Phase == v1alpha1.ClusterUpdating
+}

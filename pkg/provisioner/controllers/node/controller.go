@@ -184,7 +184,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 		_, err := c.client.ContainerserviceV1alpha1().Nodes(ns).Update(ctx, n, metav1.UpdateOptions{})
 		return 0, err // the update brings the node back through the queue
 	}
-	if !running(cl) {
+	if !clusterclient.Reachable(cl) {
 		return waitForCluster, c.writeStatus(ctx, n, waitingStatus(n, fmt.Sprintf("waiting for cluster %s to run", cl.Name)))
 	}
 	client, err := c.userClient(ctx, cl)
@@ -209,11 +209,6 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 		return 0, err
 	}
 	return resync, c.writeStatus(ctx, n, mirroredStatus(n, node, pods))
-}
-
-// running tells whether the cluster's API can be reached.
-func running(cl *v1alpha1.Cluster) bool {
-	return cl.Status.Phase == v1alpha1.ClusterRunning || cl.Status.Phase == v1alpha1.ClusterUpdating
 }
 
 // writeStatus writes the status when it changed, recording an Event on a phase change,

@@ -20,6 +20,7 @@ import (
 	"k8s.io/kubectl/pkg/drain"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/clusterclient"
 )
 
 // drainTimeout is the Node's own timeout, else its cluster's, else the default.
@@ -39,7 +40,7 @@ func drainTimeout(n *v1alpha1.Node, cl *v1alpha1.Cluster) time.Duration {
 // (recorded in the status before the first eviction) has passed, the node is deleted and
 // the Node let go.
 func (c *Controller) drainAndDelete(ctx context.Context, n *v1alpha1.Node, cl *v1alpha1.Cluster) (time.Duration, error) {
-	if !running(cl) {
+	if !clusterclient.Reachable(cl) {
 		return waitForCluster, nil // nothing can be evicted or deleted meanwhile
 	}
 	client, err := c.userClient(ctx, cl)

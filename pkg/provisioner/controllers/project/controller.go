@@ -162,7 +162,8 @@ func (c *Controller) lock(key string) *sync.Mutex {
 	return c.locks[key]
 }
 
-// running tells whether the cluster's API can be reached.
+// running tells whether a project can work in the cluster: its API can be reached and
+// it is not being deleted (its namespaces and bindings go with it).
 func running(cl *v1alpha1.Cluster) bool {
-	return cl.DeletionTimestamp == nil && (cl.Status.Phase == v1alpha1.ClusterRunning || cl.Status.Phase == v1alpha1.ClusterUpdating)
+	return cl.DeletionTimestamp == nil && clusterclient.Reachable(cl)
 }
