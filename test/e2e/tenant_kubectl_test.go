@@ -21,6 +21,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ucloudstack/containerservice/cmd/containerservice-local/stack"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/driver/local/kwok"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/pki"
 )
@@ -219,7 +220,11 @@ func startKwok(ctx context.Context, t *testing.T, ns, cluster, dir, workload str
 	if err := os.WriteFile(config, append(append(kwok.Stages, "\n---\n"...), workload...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	port := strconv.Itoa(freePort(t))
+	p, err := stack.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(p)
 	log, err := os.Create(filepath.Join(dir, "kwok.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -294,14 +299,4 @@ func echoes(t *testing.T, conn net.Conn, line string) {
 	if err != nil || strings.TrimSpace(got) != line {
 		t.Fatalf("sent %q, got %q (%v)", line, got, err)
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
