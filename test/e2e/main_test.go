@@ -65,6 +65,27 @@ func eventually(ctx context.Context, t *testing.T, what string, cond func() (boo
 	}
 }
 
+// step runs f as the step name of t and reports whether it ran to its end without failing:
+// unlike t.Run's result, a step that skipped itself counts as not done, since later steps
+// cannot build on what it did not do.
+func step(t *testing.T, name string, f func(t *testing.T)) bool {
+	done := false
+	return t.Run(name, func(t *testing.T) {
+		f(t)
+		done = true
+	}) && done
+}
+
+// needs skips the rest of a step when an earlier step it builds on is not done (done is
+// what step returned for it): its own checks would then fail for that reason alone and
+// hide which step went wrong.
+func needs(t *testing.T, done bool, what string) {
+	t.Helper()
+	if !done {
+		t.Skipf("skipped: the step that gives %s did not pass", what)
+	}
+}
+
 func newCluster(name, ns string) *v1alpha1.Cluster {
 	return &v1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: v1alpha1.ClusterSpec{Administrators: []v1alpha1.Subject{{Kind: v1alpha1.SubjectKindUser, Name: "alice@example.com"}}}}

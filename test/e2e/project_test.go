@@ -67,32 +67,51 @@ func TestProjects(t *testing.T) {
 	projects := env.CS.ContainerserviceV1alpha1().Projects(ns)
 
 	// Validation that needs other objects.
-	if _, err := projects.Create(ctx, project(ns, "ghost", []string{"pa", "nope"}), metav1.CreateOptions{}); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.clusters[1]") {
-		t.Errorf("a project naming a missing cluster: %v, want Invalid on spec.clusters[1]", err)
-	}
-
-	payments := project(ns, "payments", []string{"pa", "pb"},
-		member(v1alpha1.SubjectKindUser, "alice@example.com", v1alpha1.ProjectRoleEdit),
-		member(v1alpha1.SubjectKindUser, "bob@example.com", v1alpha1.ProjectRoleView),
-		member(v1alpha1.SubjectKindGroup, "payments", v1alpha1.ProjectRoleEdit))
-	web := project(ns, "web", []string{"pa"}, member(v1alpha1.SubjectKindGroup, "web-team", v1alpha1.ProjectRoleAdmin))
-	web.Spec.NamespacePolicy = v1alpha1.ProjectNamespaceDelete
-	for _, p := range []*v1alpha1.Project{payments, web} {
-		if _, err := projects.Create(ctx, p, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
+	t.Run("a project naming a missing cluster is refused", func(t *testing.T) {
+		if _, err := projects.Create(ctx, project(ns, "ghost", []string{"pa", "nope"}), metav1.CreateOptions{}); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.clusters[1]") {
+			t.Errorf("a project naming a missing cluster: %v, want Invalid on spec.clusters[1]", err)
 		}
-	}
-	clash := project(ns, "clash", []string{"pb"})
-	clash.Spec.Namespace = "payments"
-	if _, err := projects.Create(ctx, clash, metav1.CreateOptions{}); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.clusters[0]") {
-		t.Errorf("a second project in namespace payments of cluster pb: %v, want Invalid on spec.clusters[0]", err)
-	}
-	start := time.Now()
-	waitProjectReady(ctx, t, ns, "payments")
-	waitProjectReady(ctx, t, ns, "web")
-	t.Logf("both projects Ready %s after creation", time.Since(start))
+	})
 
-	alice, bob, carol := idToken(ctx, t, "alice@example.com", "alice"), idToken(ctx, t, "bob@example.com", "bob"), idToken(ctx, t, "carol@example.com", "carol")
+	if !step(t, "payments and web are created", func(t *testing.T) {
+		payments := project(ns, "payments", []string{"pa", "pb"},
+			member(v1alpha1.SubjectKindUser, "alice@example.com", v1alpha1.ProjectRoleEdit),
+			member(v1alpha1.SubjectKindUser, "bob@example.com", v1alpha1.ProjectRoleView),
+			member(v1alpha1.SubjectKindGroup, "payments", v1alpha1.ProjectRoleEdit))
+		web := project(ns, "web", []string{"pa"}, member(v1alpha1.SubjectKindGroup, "web-team", v1alpha1.ProjectRoleAdmin))
+		web.Spec.NamespacePolicy = v1alpha1.ProjectNamespaceDelete
+		for _, p := range []*v1alpha1.Project{payments, web} {
+			if _, err := projects.Create(ctx, p, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}) {
+		t.FailNow()
+	}
+
+	t.Run("a second project in namespace payments of pb is refused", func(t *testing.T) {
+		clash := project(ns, "clash", []string{"pb"})
+		clash.Spec.Namespace = "payments"
+		if _, err := projects.Create(ctx, clash, metav1.CreateOptions{}); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.clusters[0]") {
+			t.Errorf("a second project in namespace payments of cluster pb: %v, want Invalid on spec.clusters[0]", err)
+		}
+	})
+
+	if !step(t, "payments and web become Ready", func(t *testing.T) {
+		start := time.Now()
+		waitProjectReady(ctx, t, ns, "payments")
+		waitProjectReady(ctx, t, ns, "web")
+		t.Logf("both projects Ready %s after creation", time.Since(start))
+	}) {
+		t.FailNow()
+	}
+
+	var alice, bob, carol string
+	if !step(t, "the members log in", func(t *testing.T) {
+		alice, bob, carol = idToken(ctx, t, "alice@example.com", "alice"), idToken(ctx, t, "bob@example.com", "bob"), idToken(ctx, t, "carol@example.com", "carol")
+	}) {
+		t.FailNow()
+	}
 	as := func(token, cluster string) kubernetes.Interface {
 		return kubernetes.NewForConfigOrDie(proxyConfig(ns, cluster, token))
 	}
@@ -133,7 +152,7 @@ func TestProjects(t *testing.T) {
 		}
 	})
 
-	t.Run("members act as their role, in their namespace only", func(t *testing.T) {
+	membersActed := step(t, "members act as their role, in their namespace only", func(t *testing.T) {
 		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "api"}, Spec: appsv1.DeploymentSpec{
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "api"}},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "api"}},
@@ -217,7 +236,7 @@ func TestProjects(t *testing.T) {
 		}
 	})
 
-	t.Run("removing a member revokes at once, adding one grants within seconds", func(t *testing.T) {
+	aliceBack := step(t, "removing a member revokes at once, adding one grants within seconds", func(t *testing.T) {
 		path := "/apis/containerservice.ucloudstack.io/v1alpha1/namespaces/" + ns + "/clusters/pa/proxy/api/v1/namespaces/payments/configmaps"
 		aliceHost := rest.AnonymousClientConfig(env.AdminConfig)
 		aliceHost.BearerToken = alice
@@ -353,7 +372,10 @@ func TestProjects(t *testing.T) {
 		})
 	})
 
+	// Checks alice's Deployment and carol's ConfigMap, and holds a watch as alice, a member again.
 	t.Run("leaving a cluster keeps the namespace unless asked", func(t *testing.T) {
+		needs(t, membersActed, "alice's Deployment and carol's ConfigMap")
+		needs(t, aliceBack, "alice back in payments")
 		p, err := projects.Get(ctx, "payments", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
