@@ -1,4 +1,4 @@
-// Package clustercontroller drives Clusters: it guards them with a finalizer, asks the
+// Package cluster drives Clusters: it guards them with a finalizer, asks the
 // driver to make their control plane exist and run, puts the platform's objects into the
 // cluster, and reports phase, endpoints and a condition per component through the status
 // subresource. It is level-triggered: each pass compares the object with what the driver

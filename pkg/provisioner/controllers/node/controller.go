@@ -1,4 +1,4 @@
-// Package nodecontroller makes Nodes real: each Node object becomes a node in its user
+// Package node makes Nodes real: each Node object becomes a node in its user
 // cluster, kept by the driver's node agent (kwok on the local driver), with the capacity,
 // labels, taints and cordon the spec asks for (edits made inside the cluster to those are
 // put back), and a status mirrored from the cluster: phase, conditions, addresses,

@@ -1,4 +1,4 @@
-// Package projectcontroller makes Projects real: for each cluster a Project spans, the
+// Package project makes Projects real: for each cluster a Project spans, the
 // project's namespace and one RoleBinding per role (binding the permission-group
 // ClusterRole to the members of that role: their ServiceAccounts and their groups), and on
 // the host a Role and RoleBinding that let members who are not tenant members reach the

@@ -1,4 +1,4 @@
-// Package controller is the small runtime every provisioner controller runs on: a
+// Package reconciler is the small runtime every provisioner controller runs on: a
 // rate-limited work queue of namespace/name keys fed by shared informers, level-triggered
 // reconciles that say when to look again, Prometheus metrics labelled by controller, and
 // an Event recorder for our objects. Controllers write only their Reconcile.

@@ -1,4 +1,4 @@
-// Package bootstrap puts the platform's objects into a user cluster, whatever driver runs
+// Package usercluster puts the platform's objects into a user cluster, whatever driver runs
 // it: the namespaces ucs-system and ucs-users, the permission-group ClusterRoles, the
 // proxy identity's rights, one ServiceAccount per administrator bound to cluster-admin,
 // and the break-glass group's binding. Everything but that binding is server-side
