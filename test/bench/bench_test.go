@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -245,4 +246,20 @@ func report(b *testing.B, results []result) {
 		b.ReportMetric(ratio, strings.NewReplacer(" ", "_", "→", "-", "(", "", ")", "").Replace(r.op)+"_ratio")
 	}
 	fmt.Println(sb.String())
+}
+
+// startStack starts a stack for one benchmark, with progress on standard error and the
+// tenant namespace "bench"; the caller stops it.
+func startStack(ctx context.Context, b *testing.B, cfg stack.Config) *framework.Env {
+	b.Helper()
+	cfg.Progress = os.Stderr
+	env, err := framework.Start(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := env.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}, metav1.CreateOptions{}); err != nil {
+		env.Stop()
+		b.Fatal(err)
+	}
+	return env
 }

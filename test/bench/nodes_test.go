@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -42,14 +41,8 @@ const (
 func BenchmarkNodes(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	env, err := framework.Start(ctx, stack.Config{Progress: os.Stderr})
-	if err != nil {
-		b.Fatal(err)
-	}
+	env := startStack(ctx, b, stack.Config{})
 	defer env.Stop()
-	if _, err := env.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}, metav1.CreateOptions{}); err != nil {
-		b.Fatal(err)
-	}
 	// Both sides unthrottled: the servers are measured, not client-side rate limits.
 	hostCfg := rest.CopyConfig(env.AdminConfig)
 	hostCfg.QPS, hostCfg.Burst = 1e6, 1e6

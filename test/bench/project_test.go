@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -21,7 +20,6 @@ import (
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	csv1alpha1 "github.com/ucloudstack/containerservice/pkg/generated/clientset/versioned/typed/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/proxy/authn/issuer"
-	"github.com/ucloudstack/containerservice/test/framework"
 )
 
 const (
@@ -40,15 +38,8 @@ const (
 func BenchmarkProject(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	env, err := framework.Start(ctx, stack.Config{Progress: os.Stderr,
-		Users: &issuer.Users{Users: []issuer.User{{Name: "newbie@example.com", Password: "newbie"}}}})
-	if err != nil {
-		b.Fatal(err)
-	}
+	env := startStack(ctx, b, stack.Config{Users: &issuer.Users{Users: []issuer.User{{Name: "newbie@example.com", Password: "newbie"}}}})
 	defer env.Stop()
-	if _, err := env.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}, metav1.CreateOptions{}); err != nil {
-		b.Fatal(err)
-	}
 	clusters := env.CS.ContainerserviceV1alpha1().Clusters("bench")
 	var names []string
 	for i := range projectClusters {

@@ -9,15 +9,11 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/ucloudstack/containerservice/cmd/containerservice-local/stack"
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
-	"github.com/ucloudstack/containerservice/pkg/generated/clientset/versioned"
-	"github.com/ucloudstack/containerservice/test/framework"
 )
 
 // Targets of the provisioning issue on this 2-core machine.
@@ -36,17 +32,9 @@ const (
 func BenchmarkProvisioning(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	env, err := framework.Start(ctx, stack.Config{Progress: os.Stderr})
-	if err != nil {
-		b.Fatal(err)
-	}
+	env := startStack(ctx, b, stack.Config{})
 	defer env.Stop()
-	kube := kubernetes.NewForConfigOrDie(env.AdminConfig)
-	cs := versioned.NewForConfigOrDie(env.AdminConfig)
-	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}, metav1.CreateOptions{}); err != nil {
-		b.Fatal(err)
-	}
-	api := cs.ContainerserviceV1alpha1().Clusters("bench")
+	api := env.CS.ContainerserviceV1alpha1().Clusters("bench")
 	create := func(names ...string) time.Duration {
 		start := time.Now()
 		for _, n := range names {

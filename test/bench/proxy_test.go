@@ -42,15 +42,8 @@ import (
 func BenchmarkProxy(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	env, err := framework.Start(ctx, stack.Config{Progress: os.Stderr,
-		Users: &issuer.Users{Users: []issuer.User{{Name: "alice@example.com", Password: "alice"}}}})
-	if err != nil {
-		b.Fatal(err)
-	}
+	env := startStack(ctx, b, stack.Config{Users: &issuer.Users{Users: []issuer.User{{Name: "alice@example.com", Password: "alice"}}}})
 	defer env.Stop()
-	if _, err := env.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}, metav1.CreateOptions{}); err != nil {
-		b.Fatal(err)
-	}
 	if _, err := env.Kubectl(ctx, nil, "create", "rolebinding", "alice", "-n", "bench", "--clusterrole=containerservice:tenant-member", "--user=alice@example.com"); err != nil {
 		b.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -33,14 +31,8 @@ const restartClusters = 20
 func BenchmarkRestart(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
-	env, err := framework.Start(ctx, stack.Config{Progress: os.Stderr})
-	if err != nil {
-		b.Fatal(err)
-	}
+	env := startStack(ctx, b, stack.Config{})
 	defer env.Stop()
-	if _, err := env.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}, metav1.CreateOptions{}); err != nil {
-		b.Fatal(err)
-	}
 	api := env.CS.ContainerserviceV1alpha1().Clusters("bench")
 	var names []string
 	start := time.Now()
