@@ -21,7 +21,6 @@ const (
 	ManagedByLabel = "app.kubernetes.io/managed-by"
 	// ManagedByValue is the value of ManagedByLabel on the platform's objects.
 	ManagedByValue = "containerservice"
-
 )
 
 // Condition types of a Cluster.
