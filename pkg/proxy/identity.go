@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"slices"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apiserver/pkg/authentication/user"
@@ -47,7 +48,7 @@ const (
 // other access the caller has: the cluster would refuse it for now.
 func TargetFor(c *v1alpha1.Cluster, members *Members, caller user.Info, namespace string) (Target, Decision) {
 	name := caller.GetName()
-	if name == "" || v1alpha1.ReservedSubject(name) {
+	if name == "" || strings.HasPrefix(name, v1alpha1.BuiltinPrefix) {
 		return Target{}, Forbidden
 	}
 	var callerGroups []string

@@ -40,15 +40,17 @@ func WriteFile(path string, data []byte, mode os.FileMode) (err error) {
 	if err = os.Rename(tmp.Name(), path); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	// The new content is in place from here on: a directory that cannot be flushed makes
+	// the rename less durable, not the write a failure.
+	syncDir(dir)
+	return nil
 }
 
-// syncDir flushes a directory's entries, which is what makes a rename durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
+// syncDir flushes a directory's entries, which is what makes a rename durable. Some
+// file systems refuse fsync on a directory; nothing more can be done there.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
 	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -221,10 +221,8 @@ func (o *Options) Config(ctx context.Context) (config *Config, cleanup func(), e
 		}
 		o.Kubeconfig.OIDCCA = ca
 	}
-	generic, err := o.genericConfig(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
+	// The driver before the generic configuration, which binds the port: the driver takes
+	// the data directory's lock, so a second server on the same directory is told so.
 	var driver provisioner.Driver
 	if o.Provisioner == "local" {
 		d, err := local.New(local.Config{
@@ -238,6 +236,10 @@ func (o *Options) Config(ctx context.Context) (config *Config, cleanup func(), e
 		}
 		stops = append(stops, d.Shutdown)
 		driver = d
+	}
+	generic, err := o.genericConfig(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
 	return &Config{Generic: generic, Extra: ExtraConfig{
 		Driver:                driver,
