@@ -16,6 +16,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/flowcontrol"
+
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/generated/clientset/versioned"
@@ -35,8 +38,10 @@ const (
 	resync = 30 * time.Second
 	// waitForCluster is how soon a project looks again at a cluster that is not running.
 	waitForCluster = 5 * time.Second
-	// placeRetry is how soon it tries again to place itself in a running cluster.
-	placeRetry = time.Second
+	// placeRetry is how soon it first tries again to place itself in a running cluster;
+	// each further failure in a row doubles the wait, up to maxPlaceRetry.
+	placeRetry    = time.Second
+	maxPlaceRetry = 30 * time.Second
 )
 
 // Controller reconciles Projects, and the identities of the clusters they span.
@@ -52,6 +57,9 @@ type Controller struct {
 	recorder record.EventRecorder
 
 	clients *clusterclient.Cache
+	// placements back off per project and cluster while placing keeps failing, so that a
+	// cluster that refuses (a broken webhook, a full etcd) is not asked every second.
+	placements *flowcontrol.Backoff
 
 	mu sync.Mutex
 	// locks serialise the identity sync of each cluster (namespace/name).
@@ -62,7 +70,8 @@ type Controller struct {
 func New(client versioned.Interface, host kubernetes.Interface, projects informers.ProjectInformer, clusters informers.ClusterInformer,
 	access provisioner.Access, recorder record.EventRecorder) (*Controller, error) {
 	c := &Controller{client: client, host: host, projects: projects.Lister(), clusters: clusters.Lister(), access: access,
-		recorder: recorder, clients: clusterclient.New(access, provisioner.PlatformManager), locks: map[string]*sync.Mutex{}}
+		recorder: recorder, clients: clusterclient.New(access, provisioner.PlatformManager), locks: map[string]*sync.Mutex{},
+		placements: flowcontrol.NewBackOff(placeRetry, maxPlaceRetry)}
 	c.Projects = reconciler.New(Name, reconciler.ReconcilerFunc(c.reconcileProject), projects.Informer().HasSynced, clusters.Informer().HasSynced)
 	c.Identities = reconciler.New(IdentitiesName, reconciler.ReconcilerFunc(c.reconcileIdentities), projects.Informer().HasSynced, clusters.Informer().HasSynced)
 
@@ -166,4 +175,19 @@ func (c *Controller) lock(key string) *sync.Mutex {
 // it is not being deleted (its namespaces and bindings go with it).
 func running(cl *v1alpha1.Cluster) bool {
 	return cl.DeletionTimestamp == nil && clusterclient.Reachable(cl)
+}
+
+// placeFailed records a failed placement of project in cluster and returns how long to
+// wait before the next try: 1 s, then twice as long after each failure in a row, up to
+// 30 s.
+func (c *Controller) placeFailed(project types.UID, cluster string) time.Duration {
+	id := string(project) + "/" + cluster
+	c.placements.GC() // entries of projects and clusters gone
+	c.placements.Next(id, c.placements.Clock.Now())
+	return c.placements.Get(id)
+}
+
+// placed forgets the failures of a placement that succeeded.
+func (c *Controller) placed(project types.UID, cluster string) {
+	c.placements.Reset(string(project) + "/" + cluster)
 }

@@ -80,10 +80,11 @@ func (c *Controller) reconcileProject(ctx context.Context, key string) (time.Dur
 		wg.Go(func() {
 			if err := c.placeIn(ctx, cl, p); err != nil {
 				next[i].Message = err.Error()
-				retries[i] = placeRetry
-				klog.ErrorS(err, "Cannot place the project", "project", klog.KObj(p), "cluster", name)
+				retries[i] = c.placeFailed(p.UID, name)
+				klog.ErrorS(err, "Cannot place the project", "project", klog.KObj(p), "cluster", name, "retryIn", retries[i])
 				return
 			}
+			c.placed(p.UID, name)
 			next[i].Phase, next[i].ObservedGeneration = v1alpha1.ProjectReady, p.Generation
 		})
 	}

@@ -5,12 +5,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/util/flowcontrol"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 )
@@ -217,5 +219,26 @@ func TestHostObjectsTheProjectDidNotMakeAreLeftAlone(t *testing.T) {
 	got, err := host.RbacV1().Roles("acme").Get(context.Background(), hostRoleName(p), metav1.GetOptions{})
 	if err != nil || len(got.Rules) != 1 || got.Rules[0].Verbs[0] != "*" {
 		t.Errorf("their role changed or went: %+v (%v)", got, err)
+	}
+}
+
+// TestPlacementBacksOff: a placement that keeps failing is tried again after 1 s, then
+// twice as long each time up to 30 s, per project and cluster; a success starts over.
+func TestPlacementBacksOff(t *testing.T) {
+	c := &Controller{placements: flowcontrol.NewBackOff(placeRetry, maxPlaceRetry)}
+	var got []time.Duration
+	for range 7 {
+		got = append(got, c.placeFailed("p1", "prod"))
+	}
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 30 * time.Second, 30 * time.Second}
+	if !slices.Equal(got, want) {
+		t.Errorf("retries %v, want %v", got, want)
+	}
+	if d := c.placeFailed("p1", "dev"); d != time.Second {
+		t.Errorf("another cluster's first retry is %s, want 1s", d)
+	}
+	c.placed("p1", "prod")
+	if d := c.placeFailed("p1", "prod"); d != time.Second {
+		t.Errorf("the first retry after a success is %s, want 1s", d)
 	}
 }
