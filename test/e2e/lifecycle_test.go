@@ -88,7 +88,7 @@ func TestClusterLifecycle(t *testing.T) {
 	if _, err := api.Nodes(ns).Create(ctx, &v1alpha1.Node{ObjectMeta: metav1.ObjectMeta{Name: "prod-1"}, Spec: v1alpha1.NodeSpec{ClusterName: "prod"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := api.Plugins(ns).Create(ctx, &v1alpha1.Plugin{ObjectMeta: metav1.ObjectMeta{Name: "prod-metrics"}, Spec: v1alpha1.PluginSpec{ClusterName: "prod", Type: "metrics-server"}}, metav1.CreateOptions{}); err != nil {
+	if _, err := api.Plugins(ns).Create(ctx, &v1alpha1.Plugin{ObjectMeta: metav1.ObjectMeta{Name: "prod-metrics"}, Spec: v1alpha1.PluginSpec{ClusterName: "prod", Type: "csi"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := api.Nodes(ns).Create(ctx, &v1alpha1.Node{ObjectMeta: metav1.ObjectMeta{Name: "ghost-1"}, Spec: v1alpha1.NodeSpec{ClusterName: "ghost"}}, metav1.CreateOptions{}); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.clusterName") {

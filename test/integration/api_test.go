@@ -115,15 +115,16 @@ func TestAllKindsAndFieldSelectors(t *testing.T) {
 		t.Errorf("selecting on an unsupported field: %v, want BadRequest", err)
 	}
 
-	p, err := api.Plugins(ns).Create(ctx, &v1alpha1.Plugin{ObjectMeta: metav1.ObjectMeta{Name: "prod-metrics"},
-		Spec: v1alpha1.PluginSpec{ClusterName: "prod", Type: "metrics-server"}}, metav1.CreateOptions{})
+	p, err := api.Plugins(ns).Create(ctx, &v1alpha1.Plugin{ObjectMeta: metav1.ObjectMeta{Name: "prod-storage"},
+		Spec: v1alpha1.PluginSpec{ClusterName: "prod", Type: "csi"}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("create plugin: %v", err)
 	}
 	if p.Spec.Enabled == nil || !*p.Spec.Enabled {
 		t.Errorf("plugin not enabled by default")
 	}
-	byType, err := api.Plugins(ns).List(ctx, metav1.ListOptions{FieldSelector: "spec.clusterName=prod,spec.type=metrics-server"})
+	checkPluginAdmission(ctx, t, ns)
+	byType, err := api.Plugins(ns).List(ctx, metav1.ListOptions{FieldSelector: "spec.clusterName=prod,spec.type=csi"})
 	if err != nil || len(byType.Items) != 1 {
 		t.Errorf("plugins by cluster and type: %v, %d items", err, len(byType.Items))
 	}

@@ -1299,8 +1299,15 @@ func schema_pkg_apis_containerservice_v1alpha1_PluginSpec(ref common.ReferenceCa
 					},
 					"type": {
 						SchemaProps: spec.SchemaProps{
-							Description: "type is the add-on from the built-in catalog: metrics-server, monitoring, logging, gpu-device-plugin, csi or ingress. It cannot be changed.",
+							Description: "type is the add-on from the built-in catalog: csi, gpu-device-plugin or monitoring (the README lists each with its versions and settings). A cluster has at most one Plugin of each type. It cannot be changed.",
 							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"version": {
+						SchemaProps: spec.SchemaProps{
+							Description: "version is the catalog version of the add-on to run (for example 1.0.0). Empty follows the catalog's newest version; status.version says which one runs.",
 							Type:        []string{"string"},
 							Format:      "",
 						},
@@ -1314,7 +1321,7 @@ func schema_pkg_apis_containerservice_v1alpha1_PluginSpec(ref common.ReferenceCa
 					},
 					"config": {
 						SchemaProps: spec.SchemaProps{
-							Description: "config holds the add-on's settings by name (for example retention: 15d).",
+							Description: "config holds the add-on's settings by name (for example retention: 15d), each checked against the type's typed settings in the catalog: an unknown name, a value of the wrong type or out of range is refused. Settings not given take their defaults.",
 							Type:        []string{"object"},
 							AdditionalProperties: &spec.SchemaOrBool{
 								Allows: true,
@@ -1347,6 +1354,13 @@ func schema_pkg_apis_containerservice_v1alpha1_PluginStatus(ref common.Reference
 							Type:        []string{"string"},
 							Format:      "",
 							Enum:        []interface{}{"Applying", "Disabled", "Failed", "Pending", "Ready"},
+						},
+					},
+					"version": {
+						SchemaProps: spec.SchemaProps{
+							Description: "version is the catalog version of the add-on the cluster runs.",
+							Type:        []string{"string"},
+							Format:      "",
 						},
 					},
 					"applied": {

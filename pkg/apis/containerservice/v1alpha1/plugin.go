@@ -28,13 +28,20 @@ type PluginSpec struct {
 	// clusterName is the name of the Cluster, in the same namespace, the add-on is
 	// installed into. It cannot be changed.
 	ClusterName string `json:"clusterName"`
-	// type is the add-on from the built-in catalog: metrics-server, monitoring, logging,
-	// gpu-device-plugin, csi or ingress. It cannot be changed.
+	// type is the add-on from the built-in catalog: csi, gpu-device-plugin or monitoring
+	// (the README lists each with its versions and settings). A cluster has at most one
+	// Plugin of each type. It cannot be changed.
 	Type string `json:"type"`
+	// version is the catalog version of the add-on to run (for example 1.0.0). Empty
+	// follows the catalog's newest version; status.version says which one runs.
+	// +optional
+	Version string `json:"version,omitempty"`
 	// enabled installs the add-on when true and removes it when false. Defaults to true.
 	// +optional
 	Enabled *bool `json:"enabled,omitempty"`
-	// config holds the add-on's settings by name (for example retention: 15d).
+	// config holds the add-on's settings by name (for example retention: 15d), each
+	// checked against the type's typed settings in the catalog: an unknown name, a value
+	// of the wrong type or out of range is refused. Settings not given take their defaults.
 	// +optional
 	Config map[string]string `json:"config,omitempty"`
 }
@@ -61,6 +68,9 @@ type PluginStatus struct {
 	// phase is the lifecycle phase: Pending, Applying, Ready, Disabled or Failed.
 	// +optional
 	Phase PluginPhase `json:"phase,omitempty"`
+	// version is the catalog version of the add-on the cluster runs.
+	// +optional
+	Version string `json:"version,omitempty"`
 	// applied are the objects the add-on put into the user cluster.
 	// +optional
 	// +listType=atomic

@@ -1,8 +1,6 @@
 package validation
 
 import (
-	"slices"
-
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -37,11 +35,10 @@ func ValidatePluginStatusUpdate(p, old *cs.Plugin) field.ErrorList {
 
 func validatePluginSpec(spec *cs.PluginSpec, fld *field.Path) field.ErrorList {
 	errs := validateClusterRef(spec.ClusterName, fld.Child("clusterName"))
-	switch {
-	case spec.Type == "":
+	// The type, version and settings are checked against the catalog by the registry
+	// (pkg/registry/containerservice/plugin), which knows it.
+	if spec.Type == "" {
 		errs = append(errs, field.Required(fld.Child("type"), "one of the catalog's types"))
-	case !slices.Contains(cs.PluginTypes, spec.Type):
-		errs = append(errs, field.NotSupported(fld.Child("type"), spec.Type, cs.PluginTypes))
 	}
 	if spec.Enabled == nil {
 		errs = append(errs, field.Required(fld.Child("enabled"), ""))

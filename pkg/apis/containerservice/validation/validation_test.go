@@ -340,7 +340,6 @@ func TestValidatePlugin(t *testing.T) {
 		"valid":          {func(*cs.Plugin) {}, nil},
 		"no cluster":     {func(p *cs.Plugin) { p.Spec.ClusterName = "" }, []string{required + "spec.clusterName"}},
 		"no type":        {func(p *cs.Plugin) { p.Spec.Type = "" }, []string{required + "spec.type"}},
-		"unknown type":   {func(p *cs.Plugin) { p.Spec.Type = "bitcoin-miner" }, []string{unsupported + "spec.type"}},
 		"enabled unset":  {func(p *cs.Plugin) { p.Spec.Enabled = nil }, []string{required + "spec.enabled"}},
 		"bad config key": {func(p *cs.Plugin) { p.Spec.Config = map[string]string{"a b": "x"} }, []string{invalid + "spec.config[a b]"}},
 		"config too large": {func(p *cs.Plugin) {

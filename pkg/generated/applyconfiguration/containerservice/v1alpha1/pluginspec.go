@@ -26,12 +26,18 @@ type PluginSpecApplyConfiguration struct {
 	// clusterName is the name of the Cluster, in the same namespace, the add-on is
 	// installed into. It cannot be changed.
 	ClusterName *string `json:"clusterName,omitempty"`
-	// type is the add-on from the built-in catalog: metrics-server, monitoring, logging,
-	// gpu-device-plugin, csi or ingress. It cannot be changed.
+	// type is the add-on from the built-in catalog: csi, gpu-device-plugin or monitoring
+	// (the README lists each with its versions and settings). A cluster has at most one
+	// Plugin of each type. It cannot be changed.
 	Type *string `json:"type,omitempty"`
+	// version is the catalog version of the add-on to run (for example 1.0.0). Empty
+	// follows the catalog's newest version; status.version says which one runs.
+	Version *string `json:"version,omitempty"`
 	// enabled installs the add-on when true and removes it when false. Defaults to true.
 	Enabled *bool `json:"enabled,omitempty"`
-	// config holds the add-on's settings by name (for example retention: 15d).
+	// config holds the add-on's settings by name (for example retention: 15d), each
+	// checked against the type's typed settings in the catalog: an unknown name, a value
+	// of the wrong type or out of range is refused. Settings not given take their defaults.
 	Config map[string]string `json:"config,omitempty"`
 }
 
@@ -54,6 +60,14 @@ func (b *PluginSpecApplyConfiguration) WithClusterName(value string) *PluginSpec
 // If called multiple times, the Type field is set to the value of the last call.
 func (b *PluginSpecApplyConfiguration) WithType(value string) *PluginSpecApplyConfiguration {
 	b.Type = &value
+	return b
+}
+
+// WithVersion sets the Version field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Version field is set to the value of the last call.
+func (b *PluginSpecApplyConfiguration) WithVersion(value string) *PluginSpecApplyConfiguration {
+	b.Version = &value
 	return b
 }
 

@@ -30,6 +30,8 @@ import (
 type PluginStatusApplyConfiguration struct {
 	// phase is the lifecycle phase: Pending, Applying, Ready, Disabled or Failed.
 	Phase *containerservicev1alpha1.PluginPhase `json:"phase,omitempty"`
+	// version is the catalog version of the add-on the cluster runs.
+	Version *string `json:"version,omitempty"`
 	// applied are the objects the add-on put into the user cluster.
 	Applied []AppliedObjectApplyConfiguration `json:"applied,omitempty"`
 	// ready is true when every applied object is ready.
@@ -51,6 +53,14 @@ func PluginStatus() *PluginStatusApplyConfiguration {
 // If called multiple times, the Phase field is set to the value of the last call.
 func (b *PluginStatusApplyConfiguration) WithPhase(value containerservicev1alpha1.PluginPhase) *PluginStatusApplyConfiguration {
 	b.Phase = &value
+	return b
+}
+
+// WithVersion sets the Version field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Version field is set to the value of the last call.
+func (b *PluginStatusApplyConfiguration) WithVersion(value string) *PluginStatusApplyConfiguration {
+	b.Version = &value
 	return b
 }
 
