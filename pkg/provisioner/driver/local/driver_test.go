@@ -658,7 +658,15 @@ func TestNodeAgentRunsOnlyWhileAsked(t *testing.T) {
 	if _, err := second.EnsureNodeAgent(context.Background(), c, true); err != nil {
 		t.Fatal(err)
 	}
-	if got := waitPids(t, l, 3)["kwok"]; got == agent || got == 0 {
+	// The old agent's record stays until the new one's is written (and the old process,
+	// a child of this test, stays a zombie): wait for the new pid.
+	deadline := time.Now().Add(10 * time.Second)
+	got := pids(t, l)["kwok"]
+	for (got == agent || got == 0) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		got = pids(t, l)["kwok"]
+	}
+	if got == agent || got == 0 {
 		t.Errorf("agent pid %d after an upgrade of its configuration, want a new one (was %d)", got, agent)
 	}
 	if written, _ := os.ReadFile(l.nodeAgentConfig()); string(written) != string(kwok.Config) {
