@@ -169,3 +169,13 @@ func (c *Controller) processNext(ctx context.Context) bool {
 	}
 	return true
 }
+
+// Object returns the object of an informer event as T, unwrapping a deletion's tombstone
+// (an object deleted while the watch was down arrives as cache.DeletedFinalStateUnknown).
+func Object[T any](obj any) (T, bool) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	o, ok := obj.(T)
+	return o, ok
+}

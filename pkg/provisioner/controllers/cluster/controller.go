@@ -106,10 +106,7 @@ func New(client versioned.Interface, informer informers.ClusterInformer, nodes i
 }
 
 func (c *Controller) enqueueNodeCluster(obj any) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
-	}
-	if n, ok := obj.(*v1alpha1.Node); ok {
+	if n, ok := reconciler.Object[*v1alpha1.Node](obj); ok {
 		c.EnqueueKey(n.Namespace + "/" + n.Spec.ClusterName)
 	}
 }

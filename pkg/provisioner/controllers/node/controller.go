@@ -82,10 +82,7 @@ func New(client versioned.Interface, nodes informers.NodeInformer, clusters info
 	}
 	// A Node gone by any path takes what this process remembered of its drain.
 	if _, err := nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(obj any) {
-		if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = t.Obj
-		}
-		if n, ok := obj.(*v1alpha1.Node); ok {
+		if n, ok := reconciler.Object[*v1alpha1.Node](obj); ok {
 			c.drains.forget(n.UID)
 		}
 	}}); err != nil {
@@ -115,10 +112,7 @@ func (c *Controller) clusterChanged(obj any) { c.clusterEvent(obj, false) }
 // clusterEvent brings the cluster's nodes through the queue; a cluster going or gone
 // also loses its client and its watch.
 func (c *Controller) clusterEvent(obj any, deleted bool) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
-	}
-	cl, ok := obj.(*v1alpha1.Cluster)
+	cl, ok := reconciler.Object[*v1alpha1.Cluster](obj)
 	if !ok {
 		return
 	}

@@ -14,6 +14,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/reconciler"
 )
 
 // watches follow the platform's nodes inside each user cluster, so that a node turning
@@ -63,10 +64,7 @@ func (w *watches) ensure(cl *v1alpha1.Cluster, client kubernetes.Interface) {
 	}))
 	informer := factory.Core().V1().Nodes().Informer()
 	enqueue := func(obj any) {
-		if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = t.Obj
-		}
-		if node, ok := obj.(*corev1.Node); ok {
+		if node, ok := reconciler.Object[*corev1.Node](obj); ok {
 			w.enqueue(ns + "/" + node.Name)
 		}
 	}

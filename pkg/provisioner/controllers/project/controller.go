@@ -107,10 +107,7 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 func (c *Controller) projectChanged(old, obj any) {
 	c.Projects.Enqueue(obj)
 	for _, o := range []any{old, obj} {
-		if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-			o = t.Obj
-		}
-		p, ok := o.(*v1alpha1.Project)
+		p, ok := reconciler.Object[*v1alpha1.Project](o)
 		if !ok {
 			continue
 		}
@@ -121,10 +118,7 @@ func (c *Controller) projectChanged(old, obj any) {
 }
 
 func (c *Controller) clusterChanged(obj any) {
-	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = t.Obj
-	}
-	cl, ok := obj.(*v1alpha1.Cluster)
+	cl, ok := reconciler.Object[*v1alpha1.Cluster](obj)
 	if !ok {
 		return
 	}
