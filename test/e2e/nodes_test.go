@@ -268,6 +268,74 @@ func TestWorkerNodes(t *testing.T) {
 	})
 
 	// Cordon: new pods go elsewhere; uncordon: the node takes pods again.
+	// The GPU device plugin: applied from the management side, its pods on the GPU node
+	// only, put back when deleted inside, gone when switched off.
+	t.Run("the GPU device plugin runs on the GPU node only", func(t *testing.T) {
+		needs(t, agentBack, "a running node agent")
+		plugins := env.CS.ContainerserviceV1alpha1().Plugins(ns)
+		if _, err := plugins.Create(ctx, &v1alpha1.Plugin{ObjectMeta: metav1.ObjectMeta{Name: "gpu"},
+			Spec: v1alpha1.PluginSpec{ClusterName: "work", Type: "gpu-device-plugin"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(ctx, t, "the plugin is Ready", func() (bool, error) {
+			p, err := plugins.Get(ctx, "gpu", metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			return p.Status.Phase == v1alpha1.PluginReady && p.Status.Version == "0.17.0" && len(p.Status.Applied) == 1,
+				fmt.Errorf("phase %s, version %q, applied %v, conditions %v", p.Status.Phase, p.Status.Version, p.Status.Applied, p.Status.Conditions)
+		})
+		dsPods := func() ([]string, error) {
+			pods, err := user.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "name=nvidia-device-plugin-ds"})
+			if err != nil {
+				return nil, err
+			}
+			var on []string
+			for _, p := range pods.Items {
+				if p.DeletionTimestamp == nil {
+					on = append(on, p.Spec.NodeName)
+				}
+			}
+			slices.Sort(on)
+			return on, nil
+		}
+		eventually(ctx, t, "one device plugin pod, on gpu1", func() (bool, error) {
+			on, err := dsPods()
+			return err == nil && slices.Equal(on, []string{"gpu1"}), fmt.Errorf("pods on %v (%v)", on, err)
+		})
+		daemonSets := user.AppsV1().DaemonSets("kube-system")
+		before, err := daemonSets.Get(ctx, "nvidia-device-plugin-daemonset", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := daemonSets.Delete(ctx, before.Name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(ctx, t, "the deleted DaemonSet is put back", func() (bool, error) {
+			ds, err := daemonSets.Get(ctx, before.Name, metav1.GetOptions{})
+			return err == nil && ds.UID != before.UID && ds.DeletionTimestamp == nil, err
+		})
+		p, err := plugins.Get(ctx, "gpu", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		off := false
+		p.Spec.Enabled = &off
+		if _, err := plugins.Update(ctx, p, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(ctx, t, "switched off, its DaemonSet and pods are gone", func() (bool, error) {
+			p, err := plugins.Get(ctx, "gpu", metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			_, dsErr := daemonSets.Get(ctx, "nvidia-device-plugin-daemonset", metav1.GetOptions{})
+			on, err := dsPods()
+			return p.Status.Phase == v1alpha1.PluginDisabled && len(p.Status.Applied) == 0 && apierrors.IsNotFound(dsErr) && err == nil && len(on) == 0,
+				fmt.Errorf("phase %s, applied %v, DaemonSet %v, pods on %v", p.Status.Phase, p.Status.Applied, dsErr, on)
+		})
+	})
+
 	t.Run("cordon keeps new pods off a node", func(t *testing.T) {
 		needs(t, spread, "the pods of web")
 		setNode(ctx, t, ns, "n1", func(n *v1alpha1.Node) { n.Spec.Unschedulable = true })

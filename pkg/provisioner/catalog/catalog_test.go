@@ -1,11 +1,13 @@
 package catalog
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -88,5 +90,27 @@ func TestReadmeListsTheCatalog(t *testing.T) {
 				t.Errorf("README.md does not list %s's setting %s with its default %s", e.Type, s.Name, s.Default)
 			}
 		}
+	}
+}
+
+func TestRenderGPUDevicePlugin(t *testing.T) {
+	e := Lookup("gpu-device-plugin")
+	v := e.Newest()
+	objs, err := e.Render(v, v.Values(map[string]string{"image": `evil"\n  hostNetwork: true`}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs) != 1 || objs[0].GetKind() != "DaemonSet" || objs[0].GetNamespace() != "kube-system" {
+		t.Fatalf("rendered %v, want the DaemonSet in kube-system", objs)
+	}
+	containers, _, _ := unstructured.NestedSlice(objs[0].Object, "spec", "template", "spec", "containers")
+	if image := containers[0].(map[string]any)["image"]; image != `evil"\n  hostNetwork: true` {
+		t.Errorf("image %q: a setting must stay one string", image)
+	}
+	if _, found, _ := unstructured.NestedFieldNoCopy(objs[0].Object, "spec", "template", "spec", "hostNetwork"); found {
+		t.Error("a setting added a field")
+	}
+	if _, err := Lookup("monitoring").Render(Lookup("monitoring").Newest(), nil); !errors.Is(err, ErrNotBuilt) {
+		t.Errorf("monitoring: %v, want ErrNotBuilt", err)
 	}
 }

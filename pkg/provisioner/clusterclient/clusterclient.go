@@ -11,7 +11,10 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/restmapper"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/provisioner"
@@ -34,6 +37,10 @@ type entry struct {
 	cert []byte
 	// client bounds every request; watcher does not, for watches that last.
 	client, watcher kubernetes.Interface
+	// dynamic reaches any kind, mapper maps kinds to resources through discovery (the
+	// add-ons' objects, their CRDs' kinds included).
+	dynamic dynamic.Interface
+	mapper  *restmapper.DeferredDiscoveryRESTMapper
 }
 
 // New returns a cache of clients acting as id.
@@ -77,9 +84,22 @@ func (c *Cache) entry(ctx context.Context, cl *v1alpha1.Cluster) (entry, error) 
 	if err != nil {
 		return entry{}, fmt.Errorf("client for %s/%s: %w", cl.Namespace, cl.Name, err)
 	}
-	e := entry{cert: cfg.CertData, client: client, watcher: watcher}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return entry{}, fmt.Errorf("client for %s/%s: %w", cl.Namespace, cl.Name, err)
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(client.Discovery()))
+	e := entry{cert: cfg.CertData, client: client, watcher: watcher, dynamic: dyn, mapper: mapper}
 	c.clients[cl.UID] = e
 	return e, nil
+}
+
+// Dynamic returns a client for any kind in the cluster, bounded like For, and a mapper
+// from kinds to resources that reads the cluster's discovery (Reset it when a kind is
+// not found: a CRD may have been added since).
+func (c *Cache) Dynamic(ctx context.Context, cl *v1alpha1.Cluster) (dynamic.Interface, *restmapper.DeferredDiscoveryRESTMapper, error) {
+	e, err := c.entry(ctx, cl)
+	return e.dynamic, e.mapper, err
 }
 
 // Forget drops the client of a cluster that is gone.

@@ -24,6 +24,7 @@ import (
 	"github.com/ucloudstack/containerservice/pkg/provisioner/atomicfile"
 	clustercontroller "github.com/ucloudstack/containerservice/pkg/provisioner/controllers/cluster"
 	nodecontroller "github.com/ucloudstack/containerservice/pkg/provisioner/controllers/node"
+	plugincontroller "github.com/ucloudstack/containerservice/pkg/provisioner/controllers/plugin"
 	projectcontroller "github.com/ucloudstack/containerservice/pkg/provisioner/controllers/project"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/reconciler"
 )
@@ -73,8 +74,15 @@ func (c CompletedConfig) addControllers(server *genericapiserver.GenericAPIServe
 			klog.ErrorS(err, "Cannot start the node controller")
 			return
 		}
+		plugins, err := plugincontroller.New(client, informers.Containerservice().V1alpha1().Plugins(),
+			informers.Containerservice().V1alpha1().Clusters(), driver, recorder)
+		if err != nil {
+			klog.ErrorS(err, "Cannot start the plugin controller")
+			return
+		}
 		informers.Start(ctx.Done())
 		go projects.Run(ctx, extra.Workers)
+		go plugins.Run(ctx, extra.Workers)
 		go nodes.Run(ctx, extra.Workers)
 		clusters.Run(ctx, extra.Workers)
 		informers.Shutdown()

@@ -75,3 +75,20 @@ const (
 	// GPUCountLabel carries the number of GPUs of a GPU node.
 	GPUCountLabel = "nvidia.com/gpu.count"
 )
+
+// Names of the Plugin contract.
+const (
+	// PluginFinalizer keeps a Plugin until the objects it applied into its cluster are
+	// removed (or its cluster goes, taking them along).
+	PluginFinalizer = GroupName + "/plugin-objects"
+	// PluginLabel marks, with the Plugin's name, every object a Plugin applied into its
+	// user cluster: the platform changes and removes only objects that carry it.
+	PluginLabel = GroupName + "/plugin"
+	// PluginFieldManager owns the fields the platform sets on a Plugin's objects; fields
+	// it does not set (a Deployment's replicas under an autoscaler) stay the tenant's.
+	PluginFieldManager = "containerservice-plugins"
+	// PluginConditionApplied is True when every object of the add-on was applied.
+	PluginConditionApplied = "Applied"
+	// PluginConditionReady is True when every applied object is Current (kstatus).
+	PluginConditionReady = "Ready"
+)
