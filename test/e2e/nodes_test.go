@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 
@@ -267,7 +268,6 @@ func TestWorkerNodes(t *testing.T) {
 		})
 	})
 
-	// Cordon: new pods go elsewhere; uncordon: the node takes pods again.
 	// The GPU device plugin: applied from the management side, its pods on the GPU node
 	// only, put back when deleted inside, gone when switched off.
 	t.Run("the GPU device plugin runs on the GPU node only", func(t *testing.T) {
@@ -315,13 +315,7 @@ func TestWorkerNodes(t *testing.T) {
 			ds, err := daemonSets.Get(ctx, before.Name, metav1.GetOptions{})
 			return err == nil && ds.UID != before.UID && ds.DeletionTimestamp == nil, err
 		})
-		p, err := plugins.Get(ctx, "gpu", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		off := false
-		p.Spec.Enabled = &off
-		if _, err := plugins.Update(ctx, p, metav1.UpdateOptions{}); err != nil {
+		if _, err := plugins.Patch(ctx, "gpu", types.MergePatchType, []byte(`{"spec":{"enabled":false}}`), metav1.PatchOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		eventually(ctx, t, "switched off, its DaemonSet and pods are gone", func() (bool, error) {
@@ -336,6 +330,7 @@ func TestWorkerNodes(t *testing.T) {
 		})
 	})
 
+	// Cordon: new pods go elsewhere; uncordon: the node takes pods again.
 	t.Run("cordon keeps new pods off a node", func(t *testing.T) {
 		needs(t, spread, "the pods of web")
 		setNode(ctx, t, ns, "n1", func(n *v1alpha1.Node) { n.Spec.Unschedulable = true })

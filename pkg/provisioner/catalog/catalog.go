@@ -53,6 +53,8 @@ type Setting struct {
 	Values []string
 	// MaxLength bounds a String; 0 means 253.
 	MaxLength int
+	// Pattern, when set, is what a String must match in full.
+	Pattern *regexp.Regexp
 }
 
 // Version is one version of an add-on.
@@ -182,6 +184,9 @@ func (s *Setting) check(value string) string {
 		}
 		if len(value) > limit {
 			return fmt.Sprintf("must be at most %d characters", limit)
+		}
+		if s.Pattern != nil && !s.Pattern.MatchString(value) {
+			return "must match " + s.Pattern.String()
 		}
 	case Int:
 		n, err := strconv.ParseInt(value, 10, 64)

@@ -96,6 +96,10 @@ func TestReadmeListsTheCatalog(t *testing.T) {
 func TestRenderGPUDevicePlugin(t *testing.T) {
 	e := Lookup("gpu-device-plugin")
 	v := e.Newest()
+	if errs := v.Validate(map[string]string{"image": "a b"}, field.NewPath("spec", "config")); len(errs) != 1 {
+		t.Errorf("an image with a space: %v, want refused", errs)
+	}
+	// Past admission's pattern, a value still cannot add YAML.
 	objs, err := e.Render(v, v.Values(map[string]string{"image": `evil"\n  hostNetwork: true`}))
 	if err != nil {
 		t.Fatal(err)

@@ -1,5 +1,10 @@
 package catalog
 
+import "regexp"
+
+// imagePattern is a container image reference: registry, path, tag and digest characters.
+var imagePattern = regexp.MustCompile(`^[a-z0-9]([a-zA-Z0-9./_:@-]*[a-zA-Z0-9])?$`)
+
 func bound(n int64) *int64 { return &n }
 
 // entries is the catalog. A type is listed only when the platform makes it real; a type
@@ -24,7 +29,7 @@ var entries = []Entry{
 		Versions: []Version{{
 			Version: "0.17.0",
 			Settings: []Setting{
-				{Name: "image", Kind: String, Default: "nvcr.io/nvidia/k8s-device-plugin:v0.17.0", Description: "The device plugin's image."},
+				{Name: "image", Kind: String, Pattern: imagePattern, Default: "nvcr.io/nvidia/k8s-device-plugin:v0.17.0", Description: "The device plugin's image."},
 			},
 		}},
 	},

@@ -84,6 +84,10 @@ const (
 	// PluginLabel marks, with the Plugin's name, every object a Plugin applied into its
 	// user cluster: the platform changes and removes only objects that carry it.
 	PluginLabel = GroupName + "/plugin"
+	// PluginClusterUIDAnnotation, on a Plugin, holds the UID of the cluster its objects
+	// were applied to: a cluster deleted and made again under the same name is another
+	// one, and a Plugin of the old one never touches it.
+	PluginClusterUIDAnnotation = GroupName + "/cluster-uid"
 	// PluginFieldManager owns the fields the platform sets on a Plugin's objects; fields
 	// it does not set (a Deployment's replicas under an autoscaler) stay the tenant's.
 	PluginFieldManager = "containerservice-plugins"

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -41,6 +42,9 @@ const (
 	waitForCluster = 5 * time.Second
 	// progressing is how soon an add-on whose objects are not all Current is read again.
 	progressing = 2 * time.Second
+	// notOursRetry is how soon a Plugin blocked by an object it did not make looks again
+	// (the tenant may have removed it).
+	notOursRetry = 30 * time.Second
 )
 
 // Controller reconciles Plugins.
@@ -61,7 +65,19 @@ func New(client versioned.Interface, plugins informers.PluginInformer, clusters 
 		clients: clusterclient.New(access, provisioner.PlatformManager), recorder: recorder}
 	c.target = c.dynamicTarget
 	c.Controller = reconciler.New(Name, c, plugins.Informer().HasSynced, clusters.Informer().HasSynced)
-	if _, err := plugins.Informer().AddEventHandler(c.Handler()); err != nil {
+	// A change of spec or metadata concerns the Plugin; a change of its status alone (the
+	// controller's own writes) does not: re-reading it at once would make a status that
+	// changes on every pass (a message quoting the cluster) a loop past the rate limiter.
+	if _, err := plugins.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: c.Enqueue,
+		UpdateFunc: func(old, obj any) {
+			o, n := old.(*v1alpha1.Plugin), obj.(*v1alpha1.Plugin)
+			if !onlyVersionChanged(o, n) {
+				c.Enqueue(obj)
+			}
+		},
+		DeleteFunc: c.Enqueue,
+	}); err != nil {
 		return nil, err
 	}
 	// A cluster that starts running, or goes, concerns all its plugins.
@@ -117,14 +133,23 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	} else if err != nil {
 		return 0, err
 	}
+	if cl != nil && !sameCluster(p, cl) {
+		cl = nil // another cluster of the same name: the Plugin's own is gone
+	}
 	if p.DeletionTimestamp != nil {
 		return 0, c.finish(ctx, p, cl)
 	}
 	if cl == nil || cl.DeletionTimestamp != nil {
 		return 0, nil // the cluster controller deletes the Plugin with its cluster
 	}
-	if !slices.Contains(p.Finalizers, v1alpha1.PluginFinalizer) {
-		p.Finalizers = append(p.Finalizers, v1alpha1.PluginFinalizer)
+	if !slices.Contains(p.Finalizers, v1alpha1.PluginFinalizer) || p.Annotations[v1alpha1.PluginClusterUIDAnnotation] == "" {
+		if !slices.Contains(p.Finalizers, v1alpha1.PluginFinalizer) {
+			p.Finalizers = append(p.Finalizers, v1alpha1.PluginFinalizer)
+		}
+		if p.Annotations == nil {
+			p.Annotations = map[string]string{}
+		}
+		p.Annotations[v1alpha1.PluginClusterUIDAnnotation] = string(cl.UID)
 		updated, err := c.client.ContainerserviceV1alpha1().Plugins(ns).Update(ctx, p, metav1.UpdateOptions{})
 		if err != nil {
 			return 0, fmt.Errorf("add the finalizer to %s: %w", key, err)
@@ -160,7 +185,7 @@ func (c *Controller) finish(ctx context.Context, p *v1alpha1.Plugin, cl *v1alpha
 		if err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("get cluster %s: %w", p.Spec.ClusterName, err)
 		}
-		if err == nil {
+		if err == nil && sameCluster(p, got) {
 			cl = got
 		}
 	}
@@ -206,6 +231,23 @@ func (c *Controller) writeStatus(ctx context.Context, p *v1alpha1.Plugin, status
 		return fmt.Errorf("update the status of %s/%s: %w", p.Namespace, p.Name, err)
 	}
 	return nil
+}
+
+// sameCluster reports whether cl is the cluster the Plugin was applied to: a cluster
+// deleted and created again under the same name is another one, whose objects the
+// Plugin's inventory does not describe.
+func sameCluster(p *v1alpha1.Plugin, cl *v1alpha1.Cluster) bool {
+	uid := p.Annotations[v1alpha1.PluginClusterUIDAnnotation]
+	return uid == "" || uid == string(cl.UID)
+}
+
+// onlyVersionChanged reports whether two versions of a Plugin differ in their
+// resourceVersion and managed fields alone (a status write).
+func onlyVersionChanged(o, n *v1alpha1.Plugin) bool {
+	a, b := o.ObjectMeta.DeepCopy(), n.ObjectMeta.DeepCopy()
+	a.ResourceVersion, b.ResourceVersion = "", ""
+	a.ManagedFields, b.ManagedFields = nil, nil
+	return apiequality.Semantic.DeepEqual(a, b)
 }
 
 func phaseOf(cl *v1alpha1.Cluster) string {

@@ -2,12 +2,16 @@ package plugin
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
@@ -54,10 +58,35 @@ func gpuPlugin(enabled bool) *v1alpha1.Plugin {
 
 var daemonSet = v1alpha1.AppliedObject{APIVersion: "apps/v1", Kind: "DaemonSet", Namespace: "kube-system", Name: "nvidia-device-plugin-daemonset"}
 
+// syncTwice is a pass that records the inventory, its status written, then the pass that
+// applies.
+func syncTwice(t *testing.T, c *Controller, f *fakeCluster, p *v1alpha1.Plugin) *v1alpha1.PluginStatus {
+	t.Helper()
+	st, _, err := c.sync(context.Background(), f, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Status = *st
+	st, _, err = c.sync(context.Background(), f, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 func TestEnableAppliesAndReportsHealth(t *testing.T) {
 	c := &Controller{recorder: record.NewFakeRecorder(10)}
 	f := newFake()
 	p := gpuPlugin(true)
+	first, _, err := c.sync(context.Background(), f, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The inventory is written before anything is applied.
+	if f.applied != 0 || len(first.Applied) != 1 || first.Applied[0] != daemonSet {
+		t.Fatalf("first pass: %d applied, inventory %v; want nothing applied and the DaemonSet recorded", f.applied, first.Applied)
+	}
+	p.Status = *first
 	st, _, err := c.sync(context.Background(), f, p)
 	if err != nil {
 		t.Fatal(err)
@@ -98,10 +127,7 @@ func TestNeverTakesOver(t *testing.T) {
 	theirs.SetNamespace("kube-system")
 	theirs.SetName("nvidia-device-plugin-daemonset")
 	f.objs[daemonSet] = theirs
-	st, _, err := c.sync(context.Background(), f, gpuPlugin(true))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := syncTwice(t, c, f, gpuPlugin(true))
 	if st.Phase != v1alpha1.PluginFailed || f.applied != 0 {
 		t.Errorf("phase %s after %d applies, want Failed and nothing applied", st.Phase, f.applied)
 	}
@@ -114,7 +140,7 @@ func TestDisableRemovesExactlyTheInventory(t *testing.T) {
 	c := &Controller{recorder: record.NewFakeRecorder(10)}
 	f := newFake()
 	p := gpuPlugin(true)
-	st, _, _ := c.sync(context.Background(), f, p)
+	st := syncTwice(t, c, f, p)
 	// Something of the tenant's in the cluster, and a claim the plugin once made.
 	other := v1alpha1.AppliedObject{APIVersion: "v1", Kind: "ConfigMap", Namespace: "kube-system", Name: "theirs"}
 	f.objs[other] = &unstructured.Unstructured{}
@@ -147,5 +173,44 @@ func TestAnAddOnNotBuiltWaitsAndSaysSo(t *testing.T) {
 	}
 	if cond := meta.FindStatusCondition(st.Conditions, v1alpha1.PluginConditionReady); st.Phase != v1alpha1.PluginPending || cond == nil || cond.Reason != "NotBuilt" {
 		t.Errorf("phase %s, condition %v", st.Phase, cond)
+	}
+}
+
+// An error of the user cluster, a 409 from a tenant's webhook say, is retried with backoff,
+// never taken for a conflict of the Plugin itself (retried at once, without backoff).
+func TestRemoteConflictsAreNotOurs(t *testing.T) {
+	c := &Controller{recorder: record.NewFakeRecorder(10)}
+	f := &conflictingCluster{fakeCluster: newFake()}
+	p := gpuPlugin(true)
+	p.Status.Applied = []v1alpha1.AppliedObject{daemonSet}
+	_, _, err := c.sync(context.Background(), f, p)
+	if err == nil || apierrors.IsConflict(err) {
+		t.Errorf("error %v: want an error that is no conflict", err)
+	}
+}
+
+type conflictingCluster struct{ *fakeCluster }
+
+func (f *conflictingCluster) Apply(context.Context, *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	return nil, apierrors.NewConflict(schema.GroupResource{Group: "apps", Resource: "daemonsets"}, "x", errors.New("denied by webhook"))
+}
+
+func TestSameCluster(t *testing.T) {
+	p := gpuPlugin(true)
+	cl := &v1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "prod", UID: "u2"}}
+	if !sameCluster(p, cl) {
+		t.Error("a Plugin not yet bound is bound to any cluster of its name")
+	}
+	p.Annotations = map[string]string{v1alpha1.PluginClusterUIDAnnotation: "u1"}
+	if sameCluster(p, cl) {
+		t.Error("a cluster made again under the same name is taken for the Plugin's own")
+	}
+}
+
+func TestLongMessagesStayValidText(t *testing.T) {
+	st := &v1alpha1.PluginStatus{}
+	setReady(st, 1, metav1.ConditionFalse, "Progressing", strings.Repeat("é", 600))
+	if msg := st.Conditions[0].Message; !utf8.ValidString(msg) || len(msg) > 1024 {
+		t.Errorf("message of %d bytes, valid UTF-8 %v", len(msg), utf8.ValidString(msg))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -74,13 +75,25 @@ func (c *Controller) sync(ctx context.Context, t Target, p *v1alpha1.Plugin) (*v
 	for _, o := range objs {
 		cur, err := t.Get(ctx, ref(o))
 		if err != nil {
-			return st, 0, err
+			return st, 0, remote("read "+describe(ref(o)), err)
 		}
 		if cur != nil && cur.GetLabels()[v1alpha1.PluginLabel] != p.Name {
 			st.Phase = v1alpha1.PluginFailed
 			setReady(st, gen, metav1.ConditionFalse, "NotOurs", describe(ref(o))+" exists and was not made by this plugin: it is never taken over")
-			return st, 0, nil
+			return st, notOursRetry, nil
 		}
+	}
+	inventory := make([]v1alpha1.AppliedObject, len(objs))
+	for i, o := range objs {
+		inventory[i] = ref(o)
+	}
+	// What is about to be applied is in the inventory first: a pass that dies between
+	// applying and writing status (a conflict, a restart) leaves nothing unaccounted for.
+	if union := unionOf(st.Applied, inventory); len(union) != len(st.Applied) {
+		st.Applied = union
+		st.Phase = v1alpha1.PluginApplying
+		setCondition(st, gen, v1alpha1.PluginConditionApplied, metav1.ConditionFalse, "Applying", fmt.Sprintf("applying %d objects", len(inventory)))
+		return st, time.Millisecond, nil
 	}
 	var applied []*unstructured.Unstructured
 	for _, o := range objs {
@@ -88,7 +101,7 @@ func (c *Controller) sync(ctx context.Context, t Target, p *v1alpha1.Plugin) (*v
 		if err != nil {
 			st.Phase = v1alpha1.PluginApplying
 			setCondition(st, gen, v1alpha1.PluginConditionApplied, metav1.ConditionFalse, "ApplyFailed", fmt.Sprintf("%s: %v", describe(ref(o)), err))
-			return st, 0, fmt.Errorf("apply %s: %w", describe(ref(o)), err)
+			return st, 0, remote("apply "+describe(ref(o)), err)
 		}
 		applied = append(applied, got)
 		if stage(o) == 0 {
@@ -99,10 +112,6 @@ func (c *Controller) sync(ctx context.Context, t Target, p *v1alpha1.Plugin) (*v
 				return st, progressing, nil
 			}
 		}
-	}
-	inventory := make([]v1alpha1.AppliedObject, len(objs))
-	for i, o := range objs {
-		inventory[i] = ref(o)
 	}
 	kept, err := prune(ctx, t, p.Name, st.Applied, inventory)
 	if err != nil {
@@ -157,10 +166,28 @@ func prune(ctx context.Context, t Target, plugin string, old, keep []v1alpha1.Ap
 			continue
 		}
 		if err := t.Delete(ctx, o, plugin); err != nil {
-			return kept, fmt.Errorf("remove %s: %w", describe(o), err)
+			return kept, remote("remove "+describe(o), err)
 		}
 	}
 	return kept, nil
+}
+
+// remote marks an error of the user cluster: it is reported, and retried with backoff,
+// but never taken for a conflict of the management side's own objects (a webhook in the
+// tenant's cluster may answer 409 to anything).
+func remote(what string, err error) error {
+	return fmt.Errorf("%s: %s", what, err.Error())
+}
+
+// unionOf is old with the objects of add it lacks appended.
+func unionOf(old, add []v1alpha1.AppliedObject) []v1alpha1.AppliedObject {
+	union := slices.Clone(old)
+	for _, o := range add {
+		if !slices.Contains(union, o) {
+			union = append(union, o)
+		}
+	}
+	return union
 }
 
 func ref(o *unstructured.Unstructured) v1alpha1.AppliedObject {
@@ -176,7 +203,11 @@ func describe(o v1alpha1.AppliedObject) string {
 
 func setCondition(st *v1alpha1.PluginStatus, gen int64, typ string, s metav1.ConditionStatus, reason, msg string) {
 	if len(msg) > 1024 {
-		msg = msg[:1021] + "..."
+		cut := 1021
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut--
+		}
+		msg = msg[:cut] + "..."
 	}
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: typ, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen})
 }

@@ -65,6 +65,9 @@ func (d *dynamicCluster) resource(o v1alpha1.AppliedObject) (dynamic.ResourceInt
 
 func (d *dynamicCluster) Get(ctx context.Context, o v1alpha1.AppliedObject) (*unstructured.Unstructured, error) {
 	r, err := d.resource(o)
+	if meta.IsNoMatchError(err) {
+		return nil, nil // its kind is not served yet (a definition applied later): no object
+	}
 	if err != nil {
 		return nil, err
 	}

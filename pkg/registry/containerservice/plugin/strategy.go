@@ -4,6 +4,7 @@ package plugin
 import (
 	"context"
 	"fmt"
+	"maps"
 
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	"k8s.io/apimachinery/pkg/fields"
@@ -41,11 +42,20 @@ func (r *References) Check(ctx context.Context, p, old *cs.Plugin) field.ErrorLi
 		}
 		return append(errs, field.NotSupported(fld.Child("type"), p.Spec.Type, catalog.Types()))
 	}
-	version, err := entry.Resolve(p.Spec.Version)
-	if err != nil {
-		return append(errs, field.NotSupported(fld.Child("version"), p.Spec.Version, entry.VersionNames()))
+	switch {
+	case old != nil && p.Spec.Enabled != nil && !*p.Spec.Enabled:
+		// Switching off is always possible, whatever the catalog says of the version or
+		// the settings it was stored with.
+	case old != nil && old.Spec.Version == p.Spec.Version && maps.Equal(old.Spec.Config, p.Spec.Config):
+		// Version and settings as stored: a catalog that tightened since does not make
+		// the Plugin unchangeable.
+	default:
+		version, err := entry.Resolve(p.Spec.Version)
+		if err != nil {
+			return append(errs, field.NotSupported(fld.Child("version"), p.Spec.Version, entry.VersionNames()))
+		}
+		errs = append(errs, version.Validate(p.Spec.Config, fld.Child("config"))...)
 	}
-	errs = append(errs, version.Validate(p.Spec.Config, fld.Child("config"))...)
 	if old == nil && r != nil && r.Plugins != nil {
 		errs = append(errs, r.oneOfAType(ctx, p, fld.Child("type"))...)
 	}

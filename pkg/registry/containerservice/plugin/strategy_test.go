@@ -39,3 +39,22 @@ func TestSettingsAreCheckedOnChange(t *testing.T) {
 		t.Errorf("an unknown version: %v, want spec.version", errs)
 	}
 }
+
+// A stored Plugin whose version or settings the catalog no longer accepts can still be
+// switched off.
+func TestSwitchingOffIsAlwaysPossible(t *testing.T) {
+	var refs *References
+	old := &cs.Plugin{Spec: cs.PluginSpec{ClusterName: "prod", Type: "monitoring", Version: "0.1.0", Config: map[string]string{"replicas": "9"}}}
+	off := false
+	changed := old.DeepCopy()
+	changed.Spec.Enabled = &off
+	if errs := refs.Check(context.Background(), changed, old); len(errs) != 0 {
+		t.Errorf("switching off: %v", errs)
+	}
+	on := true
+	changed.Spec.Enabled = &on
+	changed.Spec.Config = map[string]string{"replicas": "8"}
+	if errs := refs.Check(context.Background(), changed, old); len(errs) == 0 {
+		t.Error("a changed setting was not checked")
+	}
+}
