@@ -76,13 +76,14 @@ func step(t *testing.T, name string, f func(t *testing.T)) bool {
 	}) && done
 }
 
-// needs skips the rest of a step when an earlier step it builds on is not done (done is
-// what step returned for it): its own checks would then fail for that reason alone and
-// hide which step went wrong.
+// needs fails a step at once when an earlier step it builds on is not done (done is what
+// step returned for it), naming what it lacks: its own checks would then fail for that
+// reason alone and hide which step went wrong. It fails rather than skips, so that a step
+// that did not run never reads as one that passed.
 func needs(t *testing.T, done bool, what string) {
 	t.Helper()
 	if !done {
-		t.Skipf("skipped: the step that gives %s did not pass", what)
+		t.Fatalf("not run: the step that gives %s did not pass", what)
 	}
 }
 
