@@ -95,4 +95,19 @@ const (
 	PluginConditionApplied = "Applied"
 	// PluginConditionReady is True when every applied object is Current (kstatus).
 	PluginConditionReady = "Ready"
+	// PluginConditionProgressing is True while objects of the add-on are still being
+	// applied or rolled out; its message names them.
+	PluginConditionProgressing = "Progressing"
+	// PluginConditionDegraded is True when an object of the add-on failed (kstatus
+	// Failed) or one the add-on needs cannot be applied; its message names them.
+	PluginConditionDegraded = "Degraded"
+	// PluginDriftRepairedReason is the reason of the Event recorded when an object of an
+	// add-on, deleted or changed inside the user cluster, is put back.
+	PluginDriftRepairedReason = "DriftRepaired"
+
+	// CSIDriverName is the csi add-on's driver: its CSIDriver object, its StorageClass's
+	// provisioner, and the driver its volumes name.
+	CSIDriverName = "local.csi." + GroupName
+	// CSIStorageClassName is the csi add-on's StorageClass.
+	CSIStorageClassName = "ucs-local"
 )
