@@ -20,7 +20,7 @@ build:
 kube-binaries:
 	@hack/kube-binaries.sh >/dev/null
 
-## generate: regenerate deepcopy, conversion, defaults, OpenAPI, clientset, listers, informers, apply configurations
+## generate: regenerate deepcopy, conversion, defaults, OpenAPI, clientset, listers, informers, apply configurations, and the monitoring add-on's CRDs
 generate:
 	hack/update-codegen.sh
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates everything under pkg/generated and the zz_generated files of pkg/apis with
-# k8s.io/code-generator's kube_codegen.sh, at the version go.mod pins.
+# k8s.io/code-generator's kube_codegen.sh, at the version go.mod pins, and the monitoring
+# add-on's CRDs (hack/update-monitoring-crds.sh), so that hack/verify-codegen.sh finds
+# either stale.
 set -o errexit -o nounset -o pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -41,3 +43,5 @@ kube::codegen::gen_client \
   --output-pkg "${module}/pkg/generated" \
   --boilerplate "$boilerplate" \
   "${root}/pkg/apis"
+
+"${root}/hack/update-monitoring-crds.sh"

@@ -95,6 +95,12 @@ type Access interface {
 	RESTConfig(ctx context.Context, c *v1alpha1.Cluster, id Identity) (*rest.Config, error)
 }
 
+// Volumes is implemented by drivers that keep volumes of the csi add-on on the management side.
+type Volumes interface {
+	// VolumeDir returns the directory holding the cluster's volumes (created if missing).
+	VolumeDir(c *v1alpha1.Cluster) (string, error)
+}
+
 // Held is a control plane a driver holds data of.
 type Held struct {
 	// Namespace, Name and UID are those of the Cluster it was made for ("" UID when the

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -113,10 +114,12 @@ func TestClusterLifecycle(t *testing.T) {
 func checkBootstrap(ctx context.Context, t *testing.T, kubeconfig string) {
 	t.Helper()
 	sa := v1alpha1.ServiceAccountName("alice@example.com")
-	out, err := env.KubectlAs(ctx, kubeconfig, nil, "get", "sa", sa, "-n", "ucs-users", "-o", "jsonpath={.metadata.annotations}")
-	if err != nil || !strings.Contains(out, "alice@example.com") {
-		t.Errorf("administrator ServiceAccount %s: %q %v", sa, out, err)
-	}
+	// The people's ServiceAccounts are the project controller's (administrators
+	// included), made as the cluster turns Running; the binding needs none to exist.
+	eventually(ctx, t, "the administrator's ServiceAccount "+sa, func() (bool, error) {
+		out, err := env.KubectlAs(ctx, kubeconfig, nil, "get", "sa", sa, "-n", "ucs-users", "-o", "jsonpath={.metadata.annotations}")
+		return err == nil && strings.Contains(out, "alice@example.com"), fmt.Errorf("%q %v", out, err)
+	})
 	can := func(args ...string) string {
 		out, _ := env.KubectlAs(ctx, kubeconfig, nil, append([]string{"auth", "can-i"}, args...)...)
 		return strings.TrimSpace(out)

@@ -303,6 +303,25 @@ func TestWorkerNodes(t *testing.T) {
 			on, err := dsPods()
 			return err == nil && slices.Equal(on, []string{"gpu1"}), fmt.Errorf("pods on %v (%v)", on, err)
 		})
+		// A GPU node added later gets the device plugin too; a plain one does not.
+		if _, err := nodes.Create(ctx, workerNode(ns, "work", "gpu2", 1), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitNodePhase(ctx, t, ns, "gpu2", v1alpha1.NodeReady)
+		eventually(ctx, t, "device plugin pods on gpu1 and gpu2 only", func() (bool, error) {
+			on, err := dsPods()
+			return err == nil && slices.Equal(on, []string{"gpu1", "gpu2"}), fmt.Errorf("pods on %v (%v)", on, err)
+		})
+		if err := nodes.Delete(ctx, "gpu2", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(ctx, t, "gpu2 gone, the device plugin on gpu1 only", func() (bool, error) {
+			_, gone := nodes.Get(ctx, "gpu2", metav1.GetOptions{})
+			on, err := dsPods()
+			return apierrors.IsNotFound(gone) && err == nil && slices.Equal(on, []string{"gpu1"}), fmt.Errorf("gpu2: %v; pods on %v (%v)", gone, on, err)
+		})
+		// Deleted inside the cluster: the watch sees it and the plugin puts it back within
+		// seconds (2 s is the aim; the bound leaves room for a loaded CI machine).
 		daemonSets := user.AppsV1().DaemonSets("kube-system")
 		before, err := daemonSets.Get(ctx, "nvidia-device-plugin-daemonset", metav1.GetOptions{})
 		if err != nil {
@@ -311,9 +330,16 @@ func TestWorkerNodes(t *testing.T) {
 		if err := daemonSets.Delete(ctx, before.Name, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(ctx, t, "the deleted DaemonSet is put back", func() (bool, error) {
+		deleted := time.Now()
+		repairCtx, cancel := context.WithTimeout(ctx, 4*time.Second)
+		defer cancel()
+		eventually(repairCtx, t, "the deleted DaemonSet is put back within seconds", func() (bool, error) {
 			ds, err := daemonSets.Get(ctx, before.Name, metav1.GetOptions{})
 			return err == nil && ds.UID != before.UID && ds.DeletionTimestamp == nil, err
+		})
+		t.Logf("the DaemonSet was put back %s after its deletion", time.Since(deleted).Round(time.Millisecond))
+		eventually(ctx, t, "an Event DriftRepaired names it", func() (bool, error) {
+			return pluginEvent(ctx, ns, "gpu", v1alpha1.PluginDriftRepairedReason, "DaemonSet kube-system/nvidia-device-plugin-daemonset")
 		})
 		if _, err := plugins.Patch(ctx, "gpu", types.MergePatchType, []byte(`{"spec":{"enabled":false}}`), metav1.PatchOptions{}); err != nil {
 			t.Fatal(err)

@@ -54,13 +54,13 @@ func TestKubectlGetShowsColumns(t *testing.T) {
 	tables := map[string][]string{
 		"clusters": {"NAME", "STATUS", "VERSION", "NODES", "ENDPOINT", "AGE"},
 		"csnode":   {"NAME", "CLUSTER", "STATUS", "CPU", "MEMORY", "GPU", "PODS", "AGE"},
-		"plugins":  {"NAME", "CLUSTER", "TYPE", "VERSION", "ENABLED", "STATUS", "AGE"},
+		"plugins":  {"NAME", "CLUSTER", "TYPE", "VERSION", "READY", "PHASE", "AGE"},
 		"projects": {"NAME", "CLUSTERS", "MEMBERS", "STATUS", "AGE"},
 	}
 	rows := map[string][]string{
 		"clusters": {"prod", "Pending", "v1.37.1", "0/0"},
 		"csnode":   {"prod-gpu-1", "prod", "Pending", "8", "32Gi", "1", "nvidia-tesla-t4"},
-		"plugins":  {"prod-monitoring", "prod", "monitoring", "0.95.2", "true", "Pending"},
+		"plugins":  {"prod-monitoring", "prod", "monitoring", "0.95.2", "0/0", "Pending"},
 		"projects": {"payments", "prod", "2", "Pending"},
 	}
 	for resource, header := range tables {

@@ -32,6 +32,7 @@ var layers = []struct {
 	{"pkg/provisioner/atomicfile", 2, false},
 	{"pkg/provisioner/pki", 3, false},
 	{"pkg/provisioner/catalog", 2, false},
+	{"pkg/provisioner/volumes", 2, false},
 	{"pkg/provisioner/supervisor", 3, false},
 	{"pkg/registry/table", 2, false},
 	{"pkg/registry/specstatus", 2, false},

@@ -76,6 +76,22 @@ type PluginStatus struct {
 	// ready is true when every applied object is ready.
 	// +optional
 	Ready bool `json:"ready,omitempty"`
+	// currentObjects is how many of the applied objects are Current (kstatus: applied,
+	// rolled out and ready); kubectl get shows it against their number as READY.
+	// +optional
+	CurrentObjects int32 `json:"currentObjects,omitempty"`
+	// renderDigest is the digest of the objects last applied (the add-on's version and
+	// settings rendered for this cluster). A pass whose render has the same digest
+	// writes nothing, and a server that restarts adopts what runs instead of applying
+	// it all again.
+	// +optional
+	RenderDigest string `json:"renderDigest,omitempty"`
+	// kept are objects the add-on made that were left in the cluster when it was
+	// switched off, changed or deleted, because they hold data: a definition that still
+	// has instances, a volume claim, a namespace holding objects the add-on did not make.
+	// +optional
+	// +listType=atomic
+	Kept []AppliedObject `json:"kept,omitempty"`
 	// conditions are the latest observations of the add-on's state.
 	// +optional
 	// +listType=map

@@ -680,6 +680,11 @@ func (in *PluginStatus) DeepCopyInto(out *PluginStatus) {
 		*out = make([]AppliedObject, len(*in))
 		copy(*out, *in)
 	}
+	if in.Kept != nil {
+		in, out := &in.Kept, &out.Kept
+		*out = make([]AppliedObject, len(*in))
+		copy(*out, *in)
+	}
 	if in.Conditions != nil {
 		in, out := &in.Conditions, &out.Conditions
 		*out = make([]v1.Condition, len(*in))

@@ -1388,6 +1388,38 @@ func schema_pkg_apis_containerservice_v1alpha1_PluginStatus(ref common.Reference
 							Format:      "",
 						},
 					},
+					"currentObjects": {
+						SchemaProps: spec.SchemaProps{
+							Description: "currentObjects is how many of the applied objects are Current (kstatus: applied, rolled out and ready); kubectl get shows it against their number as READY.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"renderDigest": {
+						SchemaProps: spec.SchemaProps{
+							Description: "renderDigest is the digest of the objects last applied (the add-on's version and settings rendered for this cluster). A pass whose render has the same digest writes nothing, and a server that restarts adopts what runs instead of applying it all again.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"kept": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "kept are objects the add-on made that were left in the cluster when it was switched off, changed or deleted, because they hold data: a definition that still has instances, a volume claim, a namespace holding objects the add-on did not make.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1alpha1.AppliedObject{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
 					"conditions": {
 						VendorExtensible: spec.VendorExtensible{
 							Extensions: spec.Extensions{

@@ -223,7 +223,8 @@ func (s *Setting) check(value string) string {
 }
 
 // validateCatalog checks the catalog itself: versions semantic, ascending and unique,
-// settings unique with valid defaults. A test runs it, so a bad entry never ships.
+// settings unique with valid defaults and not named as a key of the render environment
+// (Env). A test runs it, so a bad entry never ships.
 func validateCatalog(entries []Entry) error {
 	types := map[string]bool{}
 	for _, e := range entries {
@@ -250,6 +251,9 @@ func validateCatalog(entries []Entry) error {
 					return fmt.Errorf("%s %s: setting %s twice", e.Type, v.Version, s.Name)
 				}
 				names[s.Name] = true
+				if _, reserved := (Env{}).values()[s.Name]; reserved {
+					return fmt.Errorf("%s %s: setting %s: the name is the render environment's (Env)", e.Type, v.Version, s.Name)
+				}
 				if msg := s.check(s.Default); msg != "" {
 					return fmt.Errorf("%s %s: default of %s %q %s", e.Type, v.Version, s.Name, s.Default, msg)
 				}

@@ -1,14 +1,17 @@
 package catalog
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 )
 
 func TestCatalogIsSound(t *testing.T) {
@@ -22,6 +25,11 @@ func TestCatalogIsSound(t *testing.T) {
 	bad = []Entry{{Type: "x", Versions: []Version{{Version: "1.0.0", Settings: []Setting{{Name: "n", Kind: Int, Max: bound(3), Default: "4"}}}}}}
 	if err := validateCatalog(bad); err == nil {
 		t.Error("a default out of range passed")
+	}
+	// The render environment's keys are no setting's: the one would hide the other.
+	bad = []Entry{{Type: "x", Versions: []Version{{Version: "1.0.0", Settings: []Setting{{Name: "storageClass", Kind: String, Default: "fast"}}}}}}
+	if err := validateCatalog(bad); err == nil || !strings.Contains(err.Error(), "storageClass") {
+		t.Errorf("a setting named storageClass: %v, want refused", err)
 	}
 }
 
@@ -100,7 +108,7 @@ func TestRenderGPUDevicePlugin(t *testing.T) {
 		t.Errorf("an image with a space: %v, want refused", errs)
 	}
 	// Past admission's pattern, a value still cannot add YAML.
-	objs, err := e.Render(v, v.Values(map[string]string{"image": `evil"\n  hostNetwork: true`}))
+	objs, err := e.Render(v, v.Values(map[string]string{"image": `evil"\n  hostNetwork: true`}), Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +122,66 @@ func TestRenderGPUDevicePlugin(t *testing.T) {
 	if _, found, _ := unstructured.NestedFieldNoCopy(objs[0].Object, "spec", "template", "spec", "hostNetwork"); found {
 		t.Error("a setting added a field")
 	}
-	if _, err := Lookup("monitoring").Render(Lookup("monitoring").Newest(), nil); !errors.Is(err, ErrNotBuilt) {
-		t.Errorf("monitoring: %v, want ErrNotBuilt", err)
+}
+
+// TestRenderCSI: the csi add-on is a CSIDriver that needs no attachment and a
+// StorageClass of that driver, its policy, binding mode and default-ness from the
+// settings, each setting one string.
+func TestRenderCSI(t *testing.T) {
+	e := Lookup("csi")
+	v := e.Newest()
+	cases := map[string]struct {
+		config                          map[string]string
+		isDefault, reclaim, bindingMode string
+	}{
+		"defaults": {nil, "false", "Delete", "WaitForFirstConsumer"},
+		"set":      {map[string]string{"default": "true", "reclaimPolicy": "Retain", "volumeBindingMode": "Immediate"}, "true", "Retain", "Immediate"},
+	}
+	for name, c := range cases {
+		if errs := v.Validate(c.config, field.NewPath("spec", "config")); len(errs) > 0 {
+			t.Fatalf("%s: %v", name, errs)
+		}
+		objs, err := e.Render(v, v.Values(c.config), Env{})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(objs) != 2 {
+			t.Fatalf("%s: rendered %d objects, want a CSIDriver and a StorageClass", name, len(objs))
+		}
+		var driver storagev1.CSIDriver
+		var class storagev1.StorageClass
+		for _, o := range []struct {
+			obj  *unstructured.Unstructured
+			kind string
+			into any
+		}{{objs[0], "CSIDriver", &driver}, {objs[1], "StorageClass", &class}} {
+			if o.obj.GetAPIVersion() != "storage.k8s.io/v1" || o.obj.GetKind() != o.kind {
+				t.Fatalf("%s: %s %s, want storage.k8s.io/v1 %s", name, o.obj.GetAPIVersion(), o.obj.GetKind(), o.kind)
+			}
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(o.obj.Object, o.into, true); err != nil {
+				t.Fatalf("%s: %s: %v", name, o.kind, err)
+			}
+		}
+		if driver.Name != v1alpha1.CSIDriverName || driver.Spec.AttachRequired == nil || *driver.Spec.AttachRequired ||
+			driver.Spec.PodInfoOnMount == nil || *driver.Spec.PodInfoOnMount ||
+			len(driver.Spec.VolumeLifecycleModes) != 1 || driver.Spec.VolumeLifecycleModes[0] != storagev1.VolumeLifecyclePersistent {
+			t.Errorf("%s: CSIDriver %+v", name, driver)
+		}
+		if class.Name != v1alpha1.CSIStorageClassName || class.Provisioner != v1alpha1.CSIDriverName ||
+			class.Annotations["storageclass.kubernetes.io/is-default-class"] != c.isDefault ||
+			class.ReclaimPolicy == nil || string(*class.ReclaimPolicy) != c.reclaim ||
+			class.VolumeBindingMode == nil || string(*class.VolumeBindingMode) != c.bindingMode ||
+			class.AllowVolumeExpansion == nil || !*class.AllowVolumeExpansion {
+			t.Errorf("%s: StorageClass %+v", name, class)
+		}
+	}
+
+	// Past admission, a value still cannot add YAML.
+	objs, err := e.Render(v, v.Values(map[string]string{"reclaimPolicy": "Delete\nparameters: {root: /}"}), Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, found, _ := unstructured.NestedFieldNoCopy(objs[1].Object, "parameters"); found {
+		t.Error("a setting added a field")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/restmapper"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
@@ -41,6 +42,9 @@ type entry struct {
 	// add-ons' objects, their CRDs' kinds included).
 	dynamic dynamic.Interface
 	mapper  *restmapper.DeferredDiscoveryRESTMapper
+	// metadata reads and watches any kind's metadata alone, without the bound on a
+	// request (watches last; lists of metadata are small).
+	metadata metadata.Interface
 }
 
 // New returns a cache of clients acting as id.
@@ -89,7 +93,12 @@ func (c *Cache) entry(ctx context.Context, cl *v1alpha1.Cluster) (entry, error) 
 		return entry{}, fmt.Errorf("client for %s/%s: %w", cl.Namespace, cl.Name, err)
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(client.Discovery()))
-	e := entry{cert: cfg.CertData, client: client, watcher: watcher, dynamic: dyn, mapper: mapper}
+	cfg.Timeout = 0
+	meta, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return entry{}, fmt.Errorf("client for %s/%s: %w", cl.Namespace, cl.Name, err)
+	}
+	e := entry{cert: cfg.CertData, client: client, watcher: watcher, dynamic: dyn, mapper: mapper, metadata: meta}
 	c.clients[cl.UID] = e
 	return e, nil
 }
@@ -100,6 +109,13 @@ func (c *Cache) entry(ctx context.Context, cl *v1alpha1.Cluster) (entry, error) 
 func (c *Cache) Dynamic(ctx context.Context, cl *v1alpha1.Cluster) (dynamic.Interface, *restmapper.DeferredDiscoveryRESTMapper, error) {
 	e, err := c.entry(ctx, cl)
 	return e.dynamic, e.mapper, err
+}
+
+// Metadata returns a client for the metadata of any kind in the cluster, without a bound
+// on a request (for watches), the same one while the driver's credential is unchanged.
+func (c *Cache) Metadata(ctx context.Context, cl *v1alpha1.Cluster) (metadata.Interface, error) {
+	e, err := c.entry(ctx, cl)
+	return e.metadata, err
 }
 
 // Forget drops the client of a cluster that is gone.

@@ -7,6 +7,7 @@ package reconciler
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -122,14 +123,21 @@ func (c *Controller) Run(ctx context.Context, workers int) {
 	if !c.WaitForSync(ctx) {
 		return
 	}
+	var wg sync.WaitGroup
 	for range workers {
-		go wait.UntilWithContext(ctx, func(ctx context.Context) {
-			for c.processNext(ctx) {
-			}
-		}, time.Second)
+		wg.Go(func() {
+			wait.UntilWithContext(ctx, func(ctx context.Context) {
+				for c.processNext(ctx) {
+				}
+			}, time.Second)
+		})
 	}
 	<-ctx.Done()
 	klog.InfoS("Stopping controller", "controller", c.name)
+	// Returns once no reconcile runs: what the caller stops next (a server that lost its
+	// lease) is not started again by a reconcile still finishing.
+	c.queue.ShutDown()
+	wg.Wait()
 }
 
 // processNext reconciles one key; false once the queue shut down.

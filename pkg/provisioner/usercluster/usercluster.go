@@ -82,16 +82,16 @@ func Apply(ctx context.Context, client kubernetes.Interface, c *v1alpha1.Cluster
 		return err
 	}
 
-	// One ServiceAccount per administrator user; groups are bound as groups.
+	// Each administrator user is bound through their ServiceAccount; groups are bound as
+	// groups. The ServiceAccounts themselves have one owner, the project controller's
+	// identities (it counts administrators among the people of a cluster): two writers
+	// pruned and rewrote each other's. A binding may name a ServiceAccount not made yet,
+	// and the proxy's impersonation of it does not need the object.
 	var subjects []*rbacv1ac.SubjectApplyConfiguration
 	for _, a := range c.Spec.Administrators {
 		switch a.Kind {
 		case v1alpha1.SubjectKindUser:
 			sa := v1alpha1.ServiceAccountName(a.Name)
-			if _, err := client.CoreV1().ServiceAccounts(v1alpha1.UsersNamespace).Apply(ctx, corev1ac.ServiceAccount(sa, v1alpha1.UsersNamespace).
-				WithLabels(labels).WithAnnotations(map[string]string{v1alpha1.UsernameKey: a.Name}), opts); err != nil {
-				return fmt.Errorf("apply the ServiceAccount of %s: %w", a.Name, err)
-			}
 			subjects = append(subjects, rbacv1ac.Subject().WithKind(rbacv1.ServiceAccountKind).WithNamespace(v1alpha1.UsersNamespace).WithName(sa))
 		case v1alpha1.SubjectKindGroup:
 			subjects = append(subjects, rbacv1ac.Subject().WithKind(rbacv1.GroupKind).WithAPIGroup(rbacv1.GroupName).WithName(a.Name))

@@ -1,10 +1,12 @@
 // Package plugin makes Plugins real: it renders the add-on's version from the catalog with
 // the Plugin's settings and applies the objects into the user cluster from the management
 // side with server-side apply and one field manager, labelled with the Plugin's name. It
-// keeps the inventory of what it applied in status.applied (out of the tenant's reach),
-// prunes exactly what a new render no longer has and everything when the Plugin is
-// switched off or deleted, reports health from the objects (kstatus), and puts back what
-// someone deleted or changed inside the cluster at the next look.
+// keeps the inventory of what it applied in status.applied (out of the tenant's reach)
+// with the render's digest (an unchanged render writes nothing), prunes exactly what a
+// new render no longer has and everything when the Plugin is switched off or deleted
+// (what holds data is kept and named), reports health from the objects (kstatus), puts
+// back within seconds what someone deleted or changed inside the cluster (watches of the
+// inventory's kinds), and runs the csi add-on's volume provisioner.
 package plugin
 
 import (
@@ -18,6 +20,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
@@ -27,6 +30,7 @@ import (
 	informers "github.com/ucloudstack/containerservice/pkg/generated/informers/externalversions/containerservice/v1alpha1"
 	listers "github.com/ucloudstack/containerservice/pkg/generated/listers/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/provisioner"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/catalog"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/clusterclient"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/reconciler"
 )
@@ -35,13 +39,13 @@ import (
 const Name = "plugin"
 
 const (
-	// resync is how often an add-on's objects are read back: their health, and what
-	// someone deleted or changed inside the cluster, which is then applied again.
-	resync = 10 * time.Second
 	// waitForCluster is how soon a Plugin looks again at a cluster that is not running.
 	waitForCluster = 5 * time.Second
 	// progressing is how soon an add-on whose objects are not all Current is read again.
 	progressing = 2 * time.Second
+	// coalesce is how long the watches' news of a Plugin's objects waits to be looked at,
+	// so that a burst of changes (or a tenant changing an object in a loop) is one look.
+	coalesce = 100 * time.Millisecond
 	// notOursRetry is how soon a Plugin blocked by an object it did not make looks again
 	// (the tenant may have removed it).
 	notOursRetry = 30 * time.Second
@@ -56,7 +60,21 @@ type Controller struct {
 	clients  *clusterclient.Cache
 	recorder record.EventRecorder
 	// target reaches inside a user cluster (a variable for tests).
-	target func(ctx context.Context, cl *v1alpha1.Cluster) (Target, error)
+	target  func(ctx context.Context, cl *v1alpha1.Cluster) (Target, error)
+	states  *states
+	watches *watches
+	// volumes runs the csi add-on's provisioner per cluster; nil when the driver keeps
+	// no volumes.
+	volumes volumeRunner
+}
+
+// volumeRunner runs one volume provisioner per cluster.
+type volumeRunner interface {
+	Ensure(ctx context.Context, cl *v1alpha1.Cluster) error
+	Stop(uid types.UID)
+	// Forget stops the provisioner of a cluster that goes, for good.
+	Forget(uid types.UID)
+	StopAll()
 }
 
 // New returns a controller over the shared informers' Plugins and Clusters.
@@ -64,19 +82,24 @@ func New(client versioned.Interface, plugins informers.PluginInformer, clusters 
 	c := &Controller{client: client, plugins: plugins.Lister(), clusters: clusters.Lister(),
 		clients: clusterclient.New(access, provisioner.PlatformManager), recorder: recorder}
 	c.target = c.dynamicTarget
+	c.states = newStates()
 	c.Controller = reconciler.New(Name, c, plugins.Informer().HasSynced, clusters.Informer().HasSynced)
+	c.watches = newWatches(c.states.changed, func(key string) { c.EnqueueAfter(key, coalesce) })
+	if v, ok := access.(provisioner.Volumes); ok {
+		c.volumes = newVolumeRunner(v, c.clients)
+	}
 	// A change of spec or metadata concerns the Plugin; a change of its status alone (the
 	// controller's own writes) does not: re-reading it at once would make a status that
 	// changes on every pass (a message quoting the cluster) a loop past the rate limiter.
 	if _, err := plugins.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: c.Enqueue,
+		AddFunc: c.pluginChanged,
 		UpdateFunc: func(old, obj any) {
 			o, n := old.(*v1alpha1.Plugin), obj.(*v1alpha1.Plugin)
 			if !onlyVersionChanged(o, n) {
-				c.Enqueue(obj)
+				c.pluginChanged(obj)
 			}
 		},
-		DeleteFunc: c.Enqueue,
+		DeleteFunc: c.pluginChanged,
 	}); err != nil {
 		return nil, err
 	}
@@ -94,6 +117,27 @@ func New(client versioned.Interface, plugins informers.PluginInformer, clusters 
 	return c, err
 }
 
+// Run follows the add-ons' objects inside the clusters and reconciles until ctx ends.
+// The volume provisioners stop with it: only the server that holds the lease provisions.
+func (c *Controller) Run(ctx context.Context, workers int) {
+	c.watches.start(ctx)
+	c.Controller.Run(ctx, workers)
+	if c.volumes != nil {
+		c.volumes.StopAll()
+	}
+}
+
+// pluginChanged queues the Plugin and the other Plugins of its cluster: one add-on's
+// render may depend on another's (monitoring's storage on csi's class).
+func (c *Controller) pluginChanged(obj any) {
+	p, ok := reconciler.Object[*v1alpha1.Plugin](obj)
+	if !ok {
+		return
+	}
+	c.Enqueue(obj)
+	c.enqueueCluster(p.Namespace, p.Spec.ClusterName)
+}
+
 func (c *Controller) clusterChanged(obj any) {
 	cl, ok := reconciler.Object[*v1alpha1.Cluster](obj)
 	if !ok {
@@ -101,16 +145,42 @@ func (c *Controller) clusterChanged(obj any) {
 	}
 	if cl.DeletionTimestamp != nil {
 		c.clients.Forget(cl.UID)
+		c.watches.stop(cl.UID)
+		if c.volumes != nil {
+			// Stopping waits for the provisioner to end: not in the informer's handler.
+			go c.volumes.Forget(cl.UID)
+		}
 	}
-	plugins, err := c.plugins.Plugins(cl.Namespace).List(labels.Everything())
+	c.enqueueCluster(cl.Namespace, cl.Name)
+}
+
+// enqueueCluster queues every Plugin of a cluster.
+func (c *Controller) enqueueCluster(namespace, cluster string) {
+	plugins, err := c.plugins.Plugins(namespace).List(labels.Everything())
 	if err != nil {
 		return
 	}
 	for _, p := range plugins {
-		if p.Spec.ClusterName == cl.Name {
+		if p.Spec.ClusterName == cluster {
 			c.Enqueue(p)
 		}
 	}
+}
+
+// env is what a Plugin's render knows of its cluster: the csi add-on's class when the
+// cluster has that add-on switched on.
+func (c *Controller) env(p *v1alpha1.Plugin) catalog.Env {
+	plugins, err := c.plugins.Plugins(p.Namespace).List(labels.Everything())
+	if err != nil {
+		return catalog.Env{}
+	}
+	for _, o := range plugins {
+		if o.Spec.ClusterName == p.Spec.ClusterName && o.Spec.Type == catalog.CSI && o.DeletionTimestamp == nil &&
+			(o.Spec.Enabled == nil || *o.Spec.Enabled) {
+			return catalog.Env{StorageClass: v1alpha1.CSIStorageClassName}
+		}
+	}
+	return catalog.Env{}
 }
 
 // Reconcile brings one Plugin's objects in its cluster to what it asks for.
@@ -166,11 +236,34 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (time.Duration, 
 	if err != nil {
 		return 0, fmt.Errorf("reach cluster %s: %w", cl.Name, err)
 	}
-	status, after, err := c.sync(ctx, target, p)
+	status, after, err := c.sync(ctx, target, p, c.env(p))
 	if werr := c.writeStatus(ctx, p, status); werr != nil {
 		return 0, werr
 	}
+	c.follow(ctx, cl, p, target, status)
 	return after, err
+}
+
+// follow watches the kinds of the Plugin's inventory once it is applied, and runs the
+// csi add-on's provisioner while that add-on is; it stops both when switched off.
+func (c *Controller) follow(ctx context.Context, cl *v1alpha1.Cluster, p *v1alpha1.Plugin, t Target, st *v1alpha1.PluginStatus) {
+	key := p.Namespace + "/" + p.Name
+	on := st.RenderDigest != "" && st.Phase != v1alpha1.PluginDisabled
+	if w, ok := t.(watchable); ok && on {
+		if client, err := c.clients.Metadata(ctx, cl); err == nil {
+			c.watches.ensure(cl, client, key, w, st.Applied)
+		}
+	} else if !on {
+		c.watches.forget(cl.UID, key)
+	}
+	if c.volumes == nil || p.Spec.Type != catalog.CSI {
+		return
+	}
+	if !on {
+		c.volumes.Stop(cl.UID)
+	} else if err := c.volumes.Ensure(ctx, cl); err != nil {
+		klog.ErrorS(err, "Cannot run the volume provisioner", "cluster", klog.KObj(cl))
+	}
 }
 
 // finish removes a deleted Plugin's objects from its cluster, then its finalizer. When
@@ -201,7 +294,15 @@ func (c *Controller) finish(ctx context.Context, p *v1alpha1.Plugin, cl *v1alpha
 		if err != nil {
 			return err
 		}
-		c.reportKept(p, kept)
+		c.reportKept(p, &p.Status, kept)
+	}
+	key := p.Namespace + "/" + p.Name
+	c.states.forget(key)
+	if uid := types.UID(p.Annotations[v1alpha1.PluginClusterUIDAnnotation]); uid != "" {
+		c.watches.forget(uid, key)
+		if c.volumes != nil && p.Spec.Type == catalog.CSI {
+			c.volumes.Stop(uid)
+		}
 	}
 	p.Finalizers = slices.DeleteFunc(p.Finalizers, func(f string) bool { return f == v1alpha1.PluginFinalizer })
 	if _, err := c.client.ContainerserviceV1alpha1().Plugins(p.Namespace).Update(ctx, p, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
@@ -210,25 +311,21 @@ func (c *Controller) finish(ctx context.Context, p *v1alpha1.Plugin, cl *v1alpha
 	return nil
 }
 
-func (c *Controller) reportKept(p *v1alpha1.Plugin, kept []v1alpha1.AppliedObject) {
-	for _, o := range kept {
-		c.recorder.Eventf(p, corev1.EventTypeNormal, "ObjectKept", "kept %s: it may hold data", describe(o))
-	}
-}
-
 // writeStatus writes the status when it changed, recording an Event on a phase change.
 func (c *Controller) writeStatus(ctx context.Context, p *v1alpha1.Plugin, status *v1alpha1.PluginStatus) error {
 	status.ObservedGeneration = p.Generation
 	if statusEqual(&p.Status, status) {
 		return nil
 	}
-	if status.Phase != p.Status.Phase {
-		klog.InfoS("Plugin phase", "plugin", klog.KObj(p), "from", p.Status.Phase, "to", status.Phase)
-		c.recorder.Eventf(p, corev1.EventTypeNormal, string(status.Phase), "plugin %s is %s", p.Name, status.Phase)
-	}
+	from := p.Status.Phase
 	p.Status = *status
 	if _, err := c.client.ContainerserviceV1alpha1().Plugins(p.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("update the status of %s/%s: %w", p.Namespace, p.Name, err)
+	}
+	// Told once written: a write that met a newer Plugin is tried again, and said then.
+	if status.Phase != from {
+		klog.InfoS("Plugin phase", "plugin", klog.KObj(p), "from", from, "to", status.Phase)
+		c.recorder.Eventf(p, corev1.EventTypeNormal, string(status.Phase), "plugin %s is %s", p.Name, status.Phase)
 	}
 	return nil
 }

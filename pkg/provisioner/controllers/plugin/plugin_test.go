@@ -3,52 +3,115 @@ package plugin
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"unicode/utf8"
 
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/catalog"
 )
 
 // fakeCluster is a Target in memory; ready makes what it applies report itself ready.
+// An apply that changes nothing keeps the resourceVersion, as server-side apply does.
 type fakeCluster struct {
+	// mu guards everything: a pass applies the objects of a stage at once.
+	mu      sync.Mutex
 	objs    map[v1alpha1.AppliedObject]*unstructured.Unstructured
+	sent    map[v1alpha1.AppliedObject]*unstructured.Unstructured
 	ready   bool
 	applied int
+	writes  int
+	rv      int
+	// instances and foreignIn answer Instance and Foreign.
+	instances, foreignIn map[string]string
+	// refuse makes the next apply of the named kind fail as an immutable field does.
+	refuse string
 }
 
 func newFake() *fakeCluster {
-	return &fakeCluster{objs: map[v1alpha1.AppliedObject]*unstructured.Unstructured{}}
+	return &fakeCluster{objs: map[v1alpha1.AppliedObject]*unstructured.Unstructured{}, sent: map[v1alpha1.AppliedObject]*unstructured.Unstructured{},
+		instances: map[string]string{}, foreignIn: map[string]string{}}
 }
 
 func (f *fakeCluster) Get(_ context.Context, o v1alpha1.AppliedObject) (*unstructured.Unstructured, error) {
-	return f.objs[o], nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.rolledOut(f.objs[o]), nil
+}
+
+func (f *fakeCluster) Meta(_ context.Context, o v1alpha1.AppliedObject) (*metav1.PartialObjectMetadata, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cur := f.objs[o]
+	if cur == nil {
+		return nil, nil
+	}
+	return &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: cur.GetName(), Namespace: cur.GetNamespace(),
+		Labels: cur.GetLabels(), ResourceVersion: cur.GetResourceVersion()}}, nil
+}
+
+// rolledOut gives a DaemonSet the status of one rolled out, once the fake is ready.
+func (f *fakeCluster) rolledOut(o *unstructured.Unstructured) *unstructured.Unstructured {
+	if o == nil || !f.ready || o.GetKind() != "DaemonSet" {
+		return o
+	}
+	o = o.DeepCopy()
+	_ = unstructured.SetNestedMap(o.Object, map[string]any{"observedGeneration": int64(1), "desiredNumberScheduled": int64(1),
+		"currentNumberScheduled": int64(1), "updatedNumberScheduled": int64(1), "numberAvailable": int64(1), "numberReady": int64(1)}, "status")
+	return o
 }
 
 func (f *fakeCluster) Apply(_ context.Context, o *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.applied++
+	if f.refuse == o.GetKind() && f.objs[ref(o)] != nil {
+		f.refuse = ""
+		return nil, apierrors.NewInvalid(schema.GroupKind{Group: "storage.k8s.io", Kind: o.GetKind()}, o.GetName(),
+			field.ErrorList{field.Invalid(field.NewPath("volumeBindingMode"), "Immediate", "field is immutable")})
+	}
+	if cur := f.objs[ref(o)]; cur != nil && apiequality.Semantic.DeepEqual(f.sent[ref(o)], o) {
+		return f.rolledOut(cur), nil
+	}
+	f.writes++
+	f.rv++
 	got := o.DeepCopy()
 	got.SetGeneration(1)
-	if f.ready && got.GetKind() == "DaemonSet" {
-		_ = unstructured.SetNestedMap(got.Object, map[string]any{"observedGeneration": int64(1), "desiredNumberScheduled": int64(1),
-			"currentNumberScheduled": int64(1), "updatedNumberScheduled": int64(1), "numberAvailable": int64(1), "numberReady": int64(1)}, "status")
-	}
-	f.objs[ref(got)] = got
-	return got, nil
+	got.SetResourceVersion(strconv.Itoa(f.rv))
+	f.objs[ref(got)], f.sent[ref(got)] = got, o.DeepCopy()
+	return f.rolledOut(got), nil
 }
 
 func (f *fakeCluster) Delete(_ context.Context, o v1alpha1.AppliedObject, plugin string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if cur := f.objs[o]; cur != nil && cur.GetLabels()[v1alpha1.PluginLabel] == plugin {
 		delete(f.objs, o)
 	}
 	return nil
+}
+
+func (f *fakeCluster) Instance(_ context.Context, crd string) (string, error) {
+	return f.instances[crd], nil
+}
+
+func (f *fakeCluster) Foreign(_ context.Context, ns, _ string) (string, error) {
+	return f.foreignIn[ns], nil
+}
+
+func newController() *Controller {
+	return &Controller{recorder: record.NewFakeRecorder(100), states: newStates()}
 }
 
 func gpuPlugin(enabled bool) *v1alpha1.Plugin {
@@ -62,12 +125,12 @@ var daemonSet = v1alpha1.AppliedObject{APIVersion: "apps/v1", Kind: "DaemonSet",
 // applies.
 func syncTwice(t *testing.T, c *Controller, f *fakeCluster, p *v1alpha1.Plugin) *v1alpha1.PluginStatus {
 	t.Helper()
-	st, _, err := c.sync(context.Background(), f, p)
+	st, _, err := c.sync(context.Background(), f, p, catalog.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.Status = *st
-	st, _, err = c.sync(context.Background(), f, p)
+	st, _, err = c.sync(context.Background(), f, p, catalog.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,10 +138,10 @@ func syncTwice(t *testing.T, c *Controller, f *fakeCluster, p *v1alpha1.Plugin) 
 }
 
 func TestEnableAppliesAndReportsHealth(t *testing.T) {
-	c := &Controller{recorder: record.NewFakeRecorder(10)}
+	c := newController()
 	f := newFake()
 	p := gpuPlugin(true)
-	first, _, err := c.sync(context.Background(), f, p)
+	first, _, err := c.sync(context.Background(), f, p, catalog.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +150,7 @@ func TestEnableAppliesAndReportsHealth(t *testing.T) {
 		t.Fatalf("first pass: %d applied, inventory %v; want nothing applied and the DaemonSet recorded", f.applied, first.Applied)
 	}
 	p.Status = *first
-	st, _, err := c.sync(context.Background(), f, p)
+	st, _, err := c.sync(context.Background(), f, p, catalog.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,20 +169,42 @@ func TestEnableAppliesAndReportsHealth(t *testing.T) {
 	}
 	f.ready = true
 	p.Status = *st
-	st, _, _ = c.sync(context.Background(), f, p)
+	st, _, _ = c.sync(context.Background(), f, p, catalog.Env{})
 	if st.Phase != v1alpha1.PluginReady || !st.Ready {
 		t.Errorf("every object current: phase %s, ready %v", st.Phase, st.Ready)
 	}
-	// Deleted inside the cluster: applied again at the next look.
+	if st.CurrentObjects != 1 || st.RenderDigest == "" {
+		t.Errorf("current objects %d, digest %q", st.CurrentObjects, st.RenderDigest)
+	}
+	// Deleted inside the cluster: the watch says so, and it is put back, with an Event.
 	delete(f.objs, daemonSet)
+	if !c.states.changed("acme/gpu", "", daemonSet, "") {
+		t.Fatal("a deletion reported by the watch was not news")
+	}
 	p.Status = *st
-	if _, _, err := c.sync(context.Background(), f, p); err != nil || f.objs[daemonSet] == nil {
+	if _, _, err := c.sync(context.Background(), f, p, catalog.Env{}); err != nil || f.objs[daemonSet] == nil {
 		t.Errorf("a deleted object was not put back: %v", err)
+	}
+	if ev := lastEvent(c); !strings.Contains(ev, "DriftRepaired put back DaemonSet kube-system/nvidia-device-plugin-daemonset (deleted inside the cluster)") {
+		t.Errorf("event %q, want DriftRepaired naming the DaemonSet", ev)
+	}
+}
+
+// lastEvent is the newest Event recorded, "" when none.
+func lastEvent(c *Controller) string {
+	var last string
+	for {
+		select {
+		case ev := <-c.recorder.(*record.FakeRecorder).Events:
+			last = ev
+		default:
+			return last
+		}
 	}
 }
 
 func TestNeverTakesOver(t *testing.T) {
-	c := &Controller{recorder: record.NewFakeRecorder(10)}
+	c := newController()
 	f := newFake()
 	theirs := &unstructured.Unstructured{}
 	theirs.SetAPIVersion("apps/v1")
@@ -137,7 +222,7 @@ func TestNeverTakesOver(t *testing.T) {
 }
 
 func TestDisableRemovesExactlyTheInventory(t *testing.T) {
-	c := &Controller{recorder: record.NewFakeRecorder(10)}
+	c := newController()
 	f := newFake()
 	p := gpuPlugin(true)
 	st := syncTwice(t, c, f, p)
@@ -148,7 +233,7 @@ func TestDisableRemovesExactlyTheInventory(t *testing.T) {
 	st.Applied = append(st.Applied, claim)
 	p = gpuPlugin(false)
 	p.Status = *st
-	st, _, err := c.sync(context.Background(), f, p)
+	st, _, err := c.sync(context.Background(), f, p, catalog.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,32 +243,22 @@ func TestDisableRemovesExactlyTheInventory(t *testing.T) {
 	if st.Phase != v1alpha1.PluginDisabled || len(st.Applied) != 0 {
 		t.Errorf("phase %s, inventory %v, want Disabled and none", st.Phase, st.Applied)
 	}
-	if ev := <-c.recorder.(*record.FakeRecorder).Events; !strings.Contains(ev, "kept PersistentVolumeClaim kube-system/data") {
+	if ev := lastEvent(c); !strings.Contains(ev, "kept PersistentVolumeClaim kube-system/data") {
 		t.Errorf("event %q, want the kept claim named", ev)
 	}
-}
-
-func TestAnAddOnNotBuiltWaitsAndSaysSo(t *testing.T) {
-	c := &Controller{recorder: record.NewFakeRecorder(10)}
-	p := gpuPlugin(true)
-	p.Spec.Type = "monitoring"
-	st, _, err := c.sync(context.Background(), newFake(), p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cond := meta.FindStatusCondition(st.Conditions, v1alpha1.PluginConditionReady); st.Phase != v1alpha1.PluginPending || cond == nil || cond.Reason != "NotBuilt" {
-		t.Errorf("phase %s, condition %v", st.Phase, cond)
+	if len(st.Kept) != 1 || st.Kept[0] != claim {
+		t.Errorf("status.kept %v, want the claim", st.Kept)
 	}
 }
 
 // An error of the user cluster, a 409 from a tenant's webhook say, is retried with backoff,
 // never taken for a conflict of the Plugin itself (retried at once, without backoff).
 func TestRemoteConflictsAreNotOurs(t *testing.T) {
-	c := &Controller{recorder: record.NewFakeRecorder(10)}
+	c := newController()
 	f := &conflictingCluster{fakeCluster: newFake()}
 	p := gpuPlugin(true)
 	p.Status.Applied = []v1alpha1.AppliedObject{daemonSet}
-	_, _, err := c.sync(context.Background(), f, p)
+	_, _, err := c.sync(context.Background(), f, p, catalog.Env{})
 	if err == nil || apierrors.IsConflict(err) {
 		t.Errorf("error %v: want an error that is no conflict", err)
 	}

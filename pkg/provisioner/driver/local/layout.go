@@ -47,6 +47,10 @@ func (l layout) nodeAgentConfig() string       { return filepath.Join(l.dir, "kw
 func (l layout) rotationFile() string          { return filepath.Join(l.dir, "pki", "rotation") }
 func (l layout) leavesFile() string            { return filepath.Join(l.dir, "pki", "leaves.json") }
 
+// volumes holds the csi add-on's volumes, one directory each: inside the cluster's
+// directory, so that they move with it into the quarantine and back, and go with it.
+func (l layout) volumes() string { return filepath.Join(l.dir, "volumes") }
+
 // record is where the process of a component is recorded, for adoption after a restart.
 func (l layout) record(component string) string {
 	return filepath.Join(l.dir, "run", component+".json")

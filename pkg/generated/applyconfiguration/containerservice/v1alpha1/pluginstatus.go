@@ -36,6 +36,18 @@ type PluginStatusApplyConfiguration struct {
 	Applied []AppliedObjectApplyConfiguration `json:"applied,omitempty"`
 	// ready is true when every applied object is ready.
 	Ready *bool `json:"ready,omitempty"`
+	// currentObjects is how many of the applied objects are Current (kstatus: applied,
+	// rolled out and ready); kubectl get shows it against their number as READY.
+	CurrentObjects *int32 `json:"currentObjects,omitempty"`
+	// renderDigest is the digest of the objects last applied (the add-on's version and
+	// settings rendered for this cluster). A pass whose render has the same digest
+	// writes nothing, and a server that restarts adopts what runs instead of applying
+	// it all again.
+	RenderDigest *string `json:"renderDigest,omitempty"`
+	// kept are objects the add-on made that were left in the cluster when it was
+	// switched off, changed or deleted, because they hold data: a definition that still
+	// has instances, a volume claim, a namespace holding objects the add-on did not make.
+	Kept []AppliedObjectApplyConfiguration `json:"kept,omitempty"`
 	// conditions are the latest observations of the add-on's state.
 	Conditions []v1.ConditionApplyConfiguration `json:"conditions,omitempty"`
 	// observedGeneration is the metadata.generation this status reflects.
@@ -82,6 +94,35 @@ func (b *PluginStatusApplyConfiguration) WithApplied(values ...*AppliedObjectApp
 // If called multiple times, the Ready field is set to the value of the last call.
 func (b *PluginStatusApplyConfiguration) WithReady(value bool) *PluginStatusApplyConfiguration {
 	b.Ready = &value
+	return b
+}
+
+// WithCurrentObjects sets the CurrentObjects field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the CurrentObjects field is set to the value of the last call.
+func (b *PluginStatusApplyConfiguration) WithCurrentObjects(value int32) *PluginStatusApplyConfiguration {
+	b.CurrentObjects = &value
+	return b
+}
+
+// WithRenderDigest sets the RenderDigest field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the RenderDigest field is set to the value of the last call.
+func (b *PluginStatusApplyConfiguration) WithRenderDigest(value string) *PluginStatusApplyConfiguration {
+	b.RenderDigest = &value
+	return b
+}
+
+// WithKept adds the given value to the Kept field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the Kept field.
+func (b *PluginStatusApplyConfiguration) WithKept(values ...*AppliedObjectApplyConfiguration) *PluginStatusApplyConfiguration {
+	for i := range values {
+		if values[i] == nil {
+			panic("nil value passed to WithKept")
+		}
+		b.Kept = append(b.Kept, *values[i])
+	}
 	return b
 }
 

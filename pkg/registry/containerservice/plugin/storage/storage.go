@@ -2,6 +2,8 @@
 package storage
 
 import (
+	"fmt"
+
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/registry/generic"
 	"k8s.io/apiserver/pkg/registry/rest"
@@ -52,8 +54,10 @@ var Table = table.New(
 				return entry.Newest().Version
 			}
 		}},
-	table.Column[*cs.Plugin]{Name: "Enabled", Type: "boolean", Description: "Whether the add-on is switched on.",
-		Cell: func(p *cs.Plugin) any { return p.Spec.Enabled != nil && *p.Spec.Enabled }},
-	table.Column[*cs.Plugin]{Name: "Status", Type: "string", Description: "The lifecycle phase of the add-on.",
+	table.Column[*cs.Plugin]{Name: "Ready", Type: "string", Description: "How many of the add-on's objects are Current (applied, rolled out and ready), of how many.",
+		Cell: func(p *cs.Plugin) any { return fmt.Sprintf("%d/%d", p.Status.CurrentObjects, len(p.Status.Applied)) }},
+	table.Column[*cs.Plugin]{Name: "Phase", Type: "string", Description: "The lifecycle phase of the add-on.",
 		Cell: func(p *cs.Plugin) any { return string(p.Status.Phase) }},
+	table.Column[*cs.Plugin]{Name: "Enabled", Type: "boolean", Description: "Whether the add-on is switched on (the default).", Wide: true,
+		Cell: func(p *cs.Plugin) any { return p.Spec.Enabled == nil || *p.Spec.Enabled }},
 )
