@@ -626,7 +626,7 @@ func schema_pkg_apis_containerservice_v1alpha1_ClusterStatus(ref common.Referenc
 				Properties: map[string]spec.Schema{
 					"phase": {
 						SchemaProps: spec.SchemaProps{
-							Description: "phase is the lifecycle phase: Pending, Provisioning, Running, Updating, Deleting or Failed.\n\nPossible enum values:\n - `\"Deleting\"` means the cluster is being torn down.\n - `\"Failed\"` means provisioning failed; the conditions say why.\n - `\"Pending\"` means the cluster is accepted and waits for the provisioner.\n - `\"Provisioning\"` means the control plane is being created.\n - `\"Running\"` means every control plane component is healthy.\n - `\"Updating\"` means a change of the spec is being rolled out.",
+							Description: "phase is the lifecycle phase: Pending, Provisioning, Running, Updating, Deleting or Failed.\n\nPossible enum values:\n - `\"Deleting\"` means the cluster is being torn down.\n - `\"Failed\"` means provisioning failed; the conditions say why.\n - `\"Pending\"` means the cluster is accepted and waits for the provisioner.\n - `\"Provisioning\"` means the control plane is being created.\n - `\"Running\"` means every control plane component is healthy and a workload can be applied: the default ServiceAccount and root CA of namespace default exist and the permission groups are aggregated.\n - `\"Updating\"` means a change of the spec is being rolled out.",
 							Type:        []string{"string"},
 							Format:      "",
 							Enum:        []interface{}{"Deleting", "Failed", "Pending", "Provisioning", "Running", "Updating"},

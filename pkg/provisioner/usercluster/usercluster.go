@@ -10,6 +10,9 @@ package usercluster
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -179,3 +182,38 @@ func applyNodeAgentRole(ctx context.Context, client kubernetes.Interface, labels
 	}
 	return nil
 }
+
+// Usable says what a workload still waits for in a cluster whose control plane runs and
+// whose platform objects are applied, or "" when nothing: the default ServiceAccount of
+// namespace default (a pod is refused without it), the root CA published there (every
+// pod's service account token volume mounts it), and each permission group aggregated
+// (a member bound to a group still empty can do nothing). kube-controller-manager makes
+// all of them within a second or two of its start; until then the cluster is not Ready.
+func Usable(ctx context.Context, client kubernetes.Interface) (string, error) {
+	var waiting []string
+	if _, err := client.CoreV1().ServiceAccounts(metav1.NamespaceDefault).Get(ctx, "default", metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		waiting = append(waiting, "the default ServiceAccount of namespace default")
+	} else if err != nil {
+		return "", fmt.Errorf("read the default ServiceAccount: %w", err)
+	}
+	if _, err := client.CoreV1().ConfigMaps(metav1.NamespaceDefault).Get(ctx, rootCAConfigMap, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		waiting = append(waiting, "the root CA (ConfigMap "+rootCAConfigMap+") in namespace default")
+	} else if err != nil {
+		return "", fmt.Errorf("read the root CA ConfigMap: %w", err)
+	}
+	groups := slices.Sorted(maps.Values(v1alpha1.PermissionGroups))
+	for _, name := range groups {
+		cr, err := client.RbacV1().ClusterRoles().Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err) || (err == nil && len(cr.Rules) == 0):
+			waiting = append(waiting, "permission group "+name+" to be aggregated")
+		case err != nil:
+			return "", fmt.Errorf("read permission group %s: %w", name, err)
+		}
+	}
+	return strings.Join(waiting, ", "), nil
+}
+
+// rootCAConfigMap is where kube-controller-manager publishes the cluster's CA in every
+// namespace.
+const rootCAConfigMap = "kube-root-ca.crt"

@@ -108,7 +108,9 @@ const (
 	ClusterPending ClusterPhase = "Pending"
 	// ClusterProvisioning means the control plane is being created.
 	ClusterProvisioning ClusterPhase = "Provisioning"
-	// ClusterRunning means every control plane component is healthy.
+	// ClusterRunning means every control plane component is healthy and a workload can be
+	// applied: the default ServiceAccount and root CA of namespace default exist and the
+	// permission groups are aggregated.
 	ClusterRunning ClusterPhase = "Running"
 	// ClusterUpdating means a change of the spec is being rolled out.
 	ClusterUpdating ClusterPhase = "Updating"

@@ -25,7 +25,9 @@ const (
 
 // Condition types of a Cluster.
 const (
-	// ClusterConditionReady is True when every control plane component is healthy.
+	// ClusterConditionReady is True when every control plane component is healthy and a
+	// workload can be applied at once (Running); while it waits for what a pod needs its
+	// reason is WaitingForDefaults.
 	ClusterConditionReady = "Ready"
 	// ClusterConditionEtcdReady is True when the cluster's etcd answers its health check.
 	ClusterConditionEtcdReady = "EtcdReady"

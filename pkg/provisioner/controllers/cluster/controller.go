@@ -43,6 +43,9 @@ const (
 	// often once it is Ready.
 	pollUnready = 2 * time.Second
 	pollReady   = 15 * time.Second
+	// pollDefaults is how often a cluster whose control plane runs is looked at while it
+	// waits for kube-controller-manager's defaults (a second or two at most).
+	pollDefaults = 250 * time.Millisecond
 	// rebootstrapEvery is how often the platform's objects in a user cluster are applied
 	// again, which repairs whatever someone changed inside.
 	rebootstrapEvery = 5 * time.Minute
@@ -58,6 +61,8 @@ type Controller struct {
 	recorder record.EventRecorder
 	// bootstrap applies the platform's objects into a user cluster (a variable for tests).
 	bootstrap func(ctx context.Context, client kubernetes.Interface, c *v1alpha1.Cluster) error
+	// usable says what a workload still waits for in a user cluster (a variable for tests).
+	usable func(ctx context.Context, client kubernetes.Interface) (string, error)
 
 	mu sync.Mutex
 	// deleted holds the UIDs of Clusters whose deletion the informer delivered: the proof
@@ -79,7 +84,7 @@ type applied struct {
 // counts its nodes and runs their agent only while it has some).
 func New(client versioned.Interface, informer informers.ClusterInformer, nodes informers.NodeInformer, driver provisioner.Driver, recorder record.EventRecorder) (*Controller, error) {
 	c := &Controller{
-		client: client, lister: informer.Lister(), nodes: nodes.Lister(), driver: driver, recorder: recorder, bootstrap: usercluster.Apply,
+		client: client, lister: informer.Lister(), nodes: nodes.Lister(), driver: driver, recorder: recorder, bootstrap: usercluster.Apply, usable: usercluster.Usable,
 		deleted: map[string]types.UID{}, bootstrapped: map[types.UID]applied{}, warned: map[string]bool{},
 	}
 	c.Controller = reconciler.New(Name, c, informer.Informer().HasSynced, nodes.Informer().HasSynced)
@@ -273,6 +278,10 @@ func (c *Controller) ensure(ctx context.Context, cl *v1alpha1.Cluster) (time.Dur
 	if ensureErr == nil && applyErr == nil && obs.Components[provisioner.APIServer].Healthy {
 		if err := c.bootstrapIfDue(ctx, cl); err != nil {
 			applyErr = &stepError{reason: "BootstrapFailed", err: err}
+		} else if !running(cl) && obs.Ready() {
+			// Ready means a workload can be applied now, not only that the processes
+			// answer: until the cluster first runs, what a pod needs is waited for.
+			applyErr = c.waitUsable(ctx, cl)
 		}
 	}
 	counts, err := c.nodeCounts(cl)
@@ -307,6 +316,10 @@ func (c *Controller) ensure(ctx context.Context, cl *v1alpha1.Cluster) (time.Dur
 			return 0, err
 		}
 	}
+	var step *stepError
+	if ensureErr == nil && errors.As(applyErr, &step) && step.reason == waitingForDefaults {
+		return pollDefaults, nil
+	}
 	if err := errors.Join(ensureErr, applyErr); err != nil {
 		return 0, err
 	}
@@ -325,6 +338,36 @@ type stepError struct {
 
 func (e *stepError) Error() string { return e.err.Error() }
 func (e *stepError) Unwrap() error { return e.err }
+
+// waitingForDefaults is the Ready condition's reason while a cluster whose control plane
+// runs waits for what a workload needs (usercluster.Usable).
+const waitingForDefaults = "WaitingForDefaults"
+
+// waitUsable returns a waiting step naming what a workload still waits for, nil when
+// nothing, or the error that kept it from looking.
+func (c *Controller) waitUsable(ctx context.Context, cl *v1alpha1.Cluster) error {
+	cfg, err := c.driver.RESTConfig(ctx, cl, provisioner.PlatformManager)
+	if err != nil {
+		return &stepError{reason: "BootstrapFailed", err: fmt.Errorf("look for the defaults: %w", err)}
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return &stepError{reason: "BootstrapFailed", err: fmt.Errorf("look for the defaults: %w", err)}
+	}
+	waiting, err := c.usable(ctx, client)
+	if err != nil {
+		return &stepError{reason: "BootstrapFailed", err: fmt.Errorf("look for the defaults: %w", err)}
+	}
+	if waiting != "" {
+		return &stepError{reason: waitingForDefaults, err: fmt.Errorf("the control plane runs; waiting for %s", waiting)}
+	}
+	return nil
+}
+
+// running reports whether the cluster has run before (its phase Running or Updating).
+func running(cl *v1alpha1.Cluster) bool {
+	return cl.Status.Phase == v1alpha1.ClusterRunning || cl.Status.Phase == v1alpha1.ClusterUpdating
+}
 
 // bootstrapIfDue applies the platform's objects after a spec change, and again every
 // rebootstrapEvery, as the platform manager.

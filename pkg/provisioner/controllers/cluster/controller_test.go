@@ -156,6 +156,8 @@ type fixture struct {
 	recorder   *record.FakeRecorder
 	store      cache.Indexer
 	bootstraps int
+	// waiting is what usercluster.Usable answers.
+	waiting string
 }
 
 func newFixture(t *testing.T, objs ...*v1alpha1.Cluster) *fixture {
@@ -175,6 +177,7 @@ func newFixture(t *testing.T, objs ...*v1alpha1.Cluster) *fixture {
 		f.bootstraps++
 		return nil
 	}
+	ctrl.usable = func(context.Context, kubernetes.Interface) (string, error) { return f.waiting, nil }
 	f.ctrl, f.store = ctrl, informer.Informer().GetIndexer()
 	for _, o := range objs {
 		if err := f.store.Add(o); err != nil {
@@ -243,6 +246,47 @@ func TestReconcileGuardsReportsAndBootstraps(t *testing.T) {
 	}
 	if f.bootstraps != 2 {
 		t.Errorf("a new generation was not bootstrapped: %d", f.bootstraps)
+	}
+}
+
+// A control plane that answers is not Ready while what a workload needs is missing: the
+// phase stays Provisioning, the condition names what it waits for, and it is looked at
+// again within a moment, without an error's backoff. Once it is there, Running and Ready.
+func TestReadyWaitsForWhatAWorkloadNeeds(t *testing.T) {
+	f := newFixture(t, newCluster())
+	ctx := context.Background()
+	f.waiting = "the default ServiceAccount of namespace default"
+	for range 2 { // the first pass adds the finalizer
+		after, err := f.ctrl.Reconcile(ctx, "acme/prod")
+		if err != nil {
+			t.Fatalf("waiting for the defaults is no error: %v", err)
+		}
+		f.sync(t, "acme", "prod")
+		if after > pollDefaults {
+			t.Errorf("looked at again after %s, want within %s", after, pollDefaults)
+		}
+	}
+	c := f.sync(t, "acme", "prod")
+	ready := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ClusterConditionReady)
+	if c.Status.Phase != v1alpha1.ClusterProvisioning || ready == nil || ready.Status != metav1.ConditionFalse ||
+		ready.Reason != waitingForDefaults || !strings.Contains(ready.Message, "default ServiceAccount") {
+		t.Fatalf("phase %s, Ready %+v", c.Status.Phase, ready)
+	}
+	f.waiting = ""
+	if _, err := f.ctrl.Reconcile(ctx, "acme/prod"); err != nil {
+		t.Fatal(err)
+	}
+	c = f.sync(t, "acme", "prod")
+	if c.Status.Phase != v1alpha1.ClusterRunning || !meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ClusterConditionReady) {
+		t.Errorf("phase %s, conditions %v", c.Status.Phase, c.Status.Conditions)
+	}
+	// Once it ran, the defaults are kube-controller-manager's to keep: not looked at.
+	f.waiting = "the root CA"
+	if _, err := f.ctrl.Reconcile(ctx, "acme/prod"); err != nil {
+		t.Fatal(err)
+	}
+	if c = f.sync(t, "acme", "prod"); c.Status.Phase != v1alpha1.ClusterRunning {
+		t.Errorf("a running cluster left Running for its defaults: %s", c.Status.Phase)
 	}
 }
 

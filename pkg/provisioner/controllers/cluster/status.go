@@ -30,7 +30,7 @@ func desiredStatus(cl *v1alpha1.Cluster, obs *provisioner.Observation, ensureErr
 			set(provisioner.ConditionTypes[comp], metav1.ConditionUnknown, "NotObserved", msg)
 		}
 	}
-	running := cl.Status.Phase == v1alpha1.ClusterRunning || cl.Status.Phase == v1alpha1.ClusterUpdating
+	wasRunning := running(cl)
 	var permanent *provisioner.PermanentError
 	switch {
 	case errors.As(ensureErr, &permanent):
@@ -63,10 +63,10 @@ func desiredStatus(cl *v1alpha1.Cluster, obs *provisioner.Observation, ensureErr
 	switch {
 	case len(unhealthy) == 0 && ensureErr == nil && applyErr == nil:
 		status.Phase = v1alpha1.ClusterRunning
-		set(v1alpha1.ClusterConditionReady, metav1.ConditionTrue, "ControlPlaneReady", "every control plane component is healthy")
+		set(v1alpha1.ClusterConditionReady, metav1.ConditionTrue, "ControlPlaneReady", "every control plane component is healthy and a workload can be applied")
 	case len(unhealthy) == 0:
 		status.Phase = v1alpha1.ClusterProvisioning
-		if running {
+		if wasRunning {
 			status.Phase = v1alpha1.ClusterUpdating
 		}
 		reason := "ProvisioningError"
@@ -77,7 +77,7 @@ func desiredStatus(cl *v1alpha1.Cluster, obs *provisioner.Observation, ensureErr
 		set(v1alpha1.ClusterConditionReady, metav1.ConditionFalse, reason, errors.Join(ensureErr, applyErr).Error())
 	default:
 		status.Phase = v1alpha1.ClusterProvisioning
-		if running && obs.Updating {
+		if wasRunning && obs.Updating {
 			status.Phase = v1alpha1.ClusterUpdating
 		}
 		set(v1alpha1.ClusterConditionReady, metav1.ConditionFalse, "ComponentsUnhealthy", fmt.Sprintf("not healthy: %v; see the component conditions", unhealthy))
