@@ -37,6 +37,11 @@ const (
 	ClusterConditionControllerManagerReady = "ControllerManagerReady"
 	// ClusterConditionSchedulerReady is True when kube-scheduler answers /healthz.
 	ClusterConditionSchedulerReady = "SchedulerReady"
+	// ClusterConditionDefaultsReady turns True, once and for good, when what a workload
+	// needs was first seen in the new cluster (the default ServiceAccount and root CA of
+	// namespace default, the permission groups aggregated); until then the cluster is not
+	// Ready. kube-controller-manager keeps them after: they are not waited for again.
+	ClusterConditionDefaultsReady = "DefaultsReady"
 )
 
 // Names of the Project contract.

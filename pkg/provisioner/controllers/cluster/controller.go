@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -31,6 +32,7 @@ import (
 	informers "github.com/ucloudstack/containerservice/pkg/generated/informers/externalversions/containerservice/v1alpha1"
 	listers "github.com/ucloudstack/containerservice/pkg/generated/listers/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/provisioner"
+	"github.com/ucloudstack/containerservice/pkg/provisioner/clusterclient"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/reconciler"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/usercluster"
 )
@@ -43,9 +45,6 @@ const (
 	// often once it is Ready.
 	pollUnready = 2 * time.Second
 	pollReady   = 15 * time.Second
-	// pollDefaults is how often a cluster whose control plane runs is looked at while it
-	// waits for kube-controller-manager's defaults (a second or two at most).
-	pollDefaults = 250 * time.Millisecond
 	// rebootstrapEvery is how often the platform's objects in a user cluster are applied
 	// again, which repairs whatever someone changed inside.
 	rebootstrapEvery = 5 * time.Minute
@@ -63,6 +62,8 @@ type Controller struct {
 	bootstrap func(ctx context.Context, client kubernetes.Interface, c *v1alpha1.Cluster) error
 	// usable says what a workload still waits for in a user cluster (a variable for tests).
 	usable func(ctx context.Context, client kubernetes.Interface) (string, error)
+	// clients reach inside user clusters as the platform manager, one per cluster.
+	clients *clusterclient.Cache
 
 	mu sync.Mutex
 	// deleted holds the UIDs of Clusters whose deletion the informer delivered: the proof
@@ -85,6 +86,7 @@ type applied struct {
 func New(client versioned.Interface, informer informers.ClusterInformer, nodes informers.NodeInformer, driver provisioner.Driver, recorder record.EventRecorder) (*Controller, error) {
 	c := &Controller{
 		client: client, lister: informer.Lister(), nodes: nodes.Lister(), driver: driver, recorder: recorder, bootstrap: usercluster.Apply, usable: usercluster.Usable,
+		clients: clusterclient.New(driver, provisioner.PlatformManager),
 		deleted: map[string]types.UID{}, bootstrapped: map[types.UID]applied{}, warned: map[string]bool{},
 	}
 	c.Controller = reconciler.New(Name, c, informer.Informer().HasSynced, nodes.Informer().HasSynced)
@@ -253,6 +255,7 @@ func (c *Controller) finalize(ctx context.Context, cl *v1alpha1.Cluster) error {
 	c.mu.Lock()
 	delete(c.bootstrapped, cl.UID)
 	c.mu.Unlock()
+	c.clients.Forget(cl.UID)
 	return nil
 }
 
@@ -278,9 +281,9 @@ func (c *Controller) ensure(ctx context.Context, cl *v1alpha1.Cluster) (time.Dur
 	if ensureErr == nil && applyErr == nil && obs.Components[provisioner.APIServer].Healthy {
 		if err := c.bootstrapIfDue(ctx, cl); err != nil {
 			applyErr = &stepError{reason: "BootstrapFailed", err: err}
-		} else if !running(cl) && obs.Ready() {
+		} else if !defaultsSeen(cl) && obs.Ready() {
 			// Ready means a workload can be applied now, not only that the processes
-			// answer: until the cluster first runs, what a pod needs is waited for.
+			// answer: until a new cluster first has them, what a pod needs is waited for.
 			applyErr = c.waitUsable(ctx, cl)
 		}
 	}
@@ -304,6 +307,10 @@ func (c *Controller) ensure(ctx context.Context, cl *v1alpha1.Cluster) (time.Dur
 		}
 	}
 	status := desiredStatus(cl, obs, ensureErr, applyErr)
+	if ensureErr == nil && applyErr == nil && obs.Ready() && !meta.IsStatusConditionTrue(status.Conditions, v1alpha1.ClusterConditionDefaultsReady) {
+		meta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: v1alpha1.ClusterConditionDefaultsReady, Status: metav1.ConditionTrue,
+			Reason: "Seen", Message: "what a workload needs was seen in the cluster", ObservedGeneration: cl.Generation})
+	}
 	status.Nodes = counts
 	if rotated {
 		status.CredentialsRotation = cl.Annotations[v1alpha1.RotateCredentialsAnnotation]
@@ -318,7 +325,7 @@ func (c *Controller) ensure(ctx context.Context, cl *v1alpha1.Cluster) (time.Dur
 	}
 	var step *stepError
 	if ensureErr == nil && errors.As(applyErr, &step) && step.reason == waitingForDefaults {
-		return pollDefaults, nil
+		return pollDefaults(cl), nil
 	}
 	if err := errors.Join(ensureErr, applyErr); err != nil {
 		return 0, err
@@ -338,36 +345,6 @@ type stepError struct {
 
 func (e *stepError) Error() string { return e.err.Error() }
 func (e *stepError) Unwrap() error { return e.err }
-
-// waitingForDefaults is the Ready condition's reason while a cluster whose control plane
-// runs waits for what a workload needs (usercluster.Usable).
-const waitingForDefaults = "WaitingForDefaults"
-
-// waitUsable returns a waiting step naming what a workload still waits for, nil when
-// nothing, or the error that kept it from looking.
-func (c *Controller) waitUsable(ctx context.Context, cl *v1alpha1.Cluster) error {
-	cfg, err := c.driver.RESTConfig(ctx, cl, provisioner.PlatformManager)
-	if err != nil {
-		return &stepError{reason: "BootstrapFailed", err: fmt.Errorf("look for the defaults: %w", err)}
-	}
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return &stepError{reason: "BootstrapFailed", err: fmt.Errorf("look for the defaults: %w", err)}
-	}
-	waiting, err := c.usable(ctx, client)
-	if err != nil {
-		return &stepError{reason: "BootstrapFailed", err: fmt.Errorf("look for the defaults: %w", err)}
-	}
-	if waiting != "" {
-		return &stepError{reason: waitingForDefaults, err: fmt.Errorf("the control plane runs; waiting for %s", waiting)}
-	}
-	return nil
-}
-
-// running reports whether the cluster has run before (its phase Running or Updating).
-func running(cl *v1alpha1.Cluster) bool {
-	return cl.Status.Phase == v1alpha1.ClusterRunning || cl.Status.Phase == v1alpha1.ClusterUpdating
-}
 
 // bootstrapIfDue applies the platform's objects after a spec change, and again every
 // rebootstrapEvery, as the platform manager.

@@ -34,6 +34,13 @@ func healthy() *provisioner.Observation {
 	return obs
 }
 
+// unhealthyScheduler is a control plane whose scheduler does not answer.
+func unhealthyScheduler() *provisioner.Observation {
+	obs := healthy()
+	obs.Components[provisioner.Scheduler] = provisioner.Health{Message: "connection refused"}
+	return obs
+}
+
 func withPhase(p v1alpha1.ClusterPhase) *v1alpha1.Cluster {
 	return &v1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "prod", Generation: 3}, Status: v1alpha1.ClusterStatus{Phase: p}}
 }
@@ -256,14 +263,18 @@ func TestReadyWaitsForWhatAWorkloadNeeds(t *testing.T) {
 	f := newFixture(t, newCluster())
 	ctx := context.Background()
 	f.waiting = "the default ServiceAccount of namespace default"
-	for range 2 { // the first pass adds the finalizer
+	if _, err := f.ctrl.Reconcile(ctx, "acme/prod"); err != nil { // adds the finalizer
+		t.Fatal(err)
+	}
+	f.sync(t, "acme", "prod")
+	for range 2 {
 		after, err := f.ctrl.Reconcile(ctx, "acme/prod")
 		if err != nil {
 			t.Fatalf("waiting for the defaults is no error: %v", err)
 		}
 		f.sync(t, "acme", "prod")
-		if after > pollDefaults {
-			t.Errorf("looked at again after %s, want within %s", after, pollDefaults)
+		if after != 250*time.Millisecond {
+			t.Errorf("looked at again after %s, want 250ms", after)
 		}
 	}
 	c := f.sync(t, "acme", "prod")
@@ -280,13 +291,22 @@ func TestReadyWaitsForWhatAWorkloadNeeds(t *testing.T) {
 	if c.Status.Phase != v1alpha1.ClusterRunning || !meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ClusterConditionReady) {
 		t.Errorf("phase %s, conditions %v", c.Status.Phase, c.Status.Conditions)
 	}
-	// Once it ran, the defaults are kube-controller-manager's to keep: not looked at.
+	if !meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ClusterConditionDefaultsReady) {
+		t.Errorf("DefaultsReady not recorded: %v", c.Status.Conditions)
+	}
+	// Once seen, the defaults are kube-controller-manager's to keep: not waited for again,
+	// even after a component's blip took the cluster out of Running.
 	f.waiting = "the root CA"
+	f.driver.obs = unhealthyScheduler()
+	if _, err := f.ctrl.Reconcile(ctx, "acme/prod"); err == nil {
+		f.sync(t, "acme", "prod")
+	}
+	f.driver.obs = healthy()
 	if _, err := f.ctrl.Reconcile(ctx, "acme/prod"); err != nil {
 		t.Fatal(err)
 	}
 	if c = f.sync(t, "acme", "prod"); c.Status.Phase != v1alpha1.ClusterRunning {
-		t.Errorf("a running cluster left Running for its defaults: %s", c.Status.Phase)
+		t.Errorf("a cluster that had its defaults waits for them again: %s %v", c.Status.Phase, c.Status.Conditions)
 	}
 }
 
