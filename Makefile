@@ -13,7 +13,7 @@ all: build
 
 ## build: the containerservice binaries, into _output/bin (and kubectl-oidc_login, the credential plugin user kubeconfigs name)
 build:
-	$(GO) build -o $(BIN)/ ./cmd/containerservice-apiserver ./cmd/containerservice-local ./cmd/containerservice-oidc
+	$(GO) build -o $(BIN)/ ./cmd/containerservice-apiserver ./cmd/containerservice-local ./cmd/containerservice-oidc ./cmd/containerservice-front
 	ln -sf containerservice-oidc $(BIN)/kubectl-oidc_login
 
 ## kube-binaries: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok, once, into ~/.cache/containerservice

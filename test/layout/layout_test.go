@@ -30,6 +30,7 @@ var layers = []struct {
 	{"pkg/apis", 0, true},
 	{"pkg/generated", 1, true},
 	{"pkg/provisioner/atomicfile", 2, false},
+	{"pkg/provisioner/front", 2, false},
 	{"pkg/provisioner/pki", 3, false},
 	{"pkg/provisioner/catalog", 2, false},
 	{"pkg/provisioner/volumes", 2, false},
