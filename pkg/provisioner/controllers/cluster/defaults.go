@@ -76,4 +76,3 @@ func (c *Controller) waitUsable(ctx context.Context, cl *v1alpha1.Cluster) error
 func running(cl *v1alpha1.Cluster) bool {
 	return cl.Status.Phase == v1alpha1.ClusterRunning || cl.Status.Phase == v1alpha1.ClusterUpdating
 }
-
