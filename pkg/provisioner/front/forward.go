@@ -39,8 +39,9 @@ func (f *Front) serve(client net.Conn) {
 	for {
 		b, dialTimeout := f.pick(tried)
 		if b == nil {
-			client.Close()
+			// Counted before the close: whoever sees the close may read the count.
 			f.unservedConn(client, len(tried))
+			client.Close()
 			return
 		}
 		tried[b] = true
