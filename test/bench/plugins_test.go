@@ -21,7 +21,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/yaml"
 
@@ -65,8 +64,8 @@ func BenchmarkPlugins(b *testing.B) {
 	for _, c := range []string{"ours", "ref"} {
 		makeCluster(ctx, b, cs, c, 3)
 	}
-	oursCfg, _ := clusterConfig(ctx, b, cs, "ours")
-	refCfg, refKubeconfig := clusterConfig(ctx, b, cs, "ref")
+	oursCfg, _ := adminConfig(ctx, b, cs.ContainerserviceV1alpha1().Clusters("bench"), "ours")
+	refCfg, refKubeconfig := adminConfig(ctx, b, cs.ContainerserviceV1alpha1().Clusters("bench"), "ref")
 	ours := newObjects(oursCfg)
 	ref := newObjects(refCfg)
 
@@ -192,23 +191,6 @@ func makeCluster(ctx context.Context, b *testing.B, cs versioned.Interface, name
 	})
 }
 
-// clusterConfig returns an unthrottled break-glass client configuration of a cluster and
-// its kubeconfig.
-func clusterConfig(ctx context.Context, b *testing.B, cs versioned.Interface, name string) (*rest.Config, []byte) {
-	seconds := int64(3600)
-	resp, err := cs.ContainerserviceV1alpha1().Clusters("bench").CreateAdminKubeconfig(ctx, name, &v1alpha1.AdminKubeconfigRequest{Spec: v1alpha1.AdminKubeconfigRequestSpec{
-		ExpirationSeconds: &seconds, Endpoint: v1alpha1.EndpointInternal}}, metav1.CreateOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(resp.Status.Kubeconfig)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg.QPS, cfg.Burst = 1e6, 1e6
-	return cfg, resp.Status.Kubeconfig
-}
-
 // objects reaches objects of any kind in a cluster.
 type objects struct {
 	dyn    dynamic.Interface
@@ -315,22 +297,6 @@ func idle(b *testing.B, pid int) (float64, float64) {
 	time.Sleep(idleWindow)
 	used := cpuTime(b, pid) - before
 	return 100 * used.Seconds() / idleWindow.Seconds(), pssMiB(pid)
-}
-
-// pssMiB is a process's proportional set size: its share of memory, shared pages split
-// among the processes that map them.
-func pssMiB(pid int) float64 {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps_rollup")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "Pss:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
-		}
-	}
-	return 0
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -200,13 +200,9 @@ func poll(ctx context.Context, b *testing.B, what string, interval time.Duration
 	}
 }
 
-// readyClusterAdmin waits until the cluster is Ready and returns an unthrottled client
-// for it with a break-glass credential on its internal endpoint.
-func readyClusterAdmin(ctx context.Context, b *testing.B, clusters csv1alpha1.ClusterInterface, name string) kubernetes.Interface {
-	poll(ctx, b, name+" Ready", 100*time.Millisecond, func() bool {
-		c, err := clusters.Get(ctx, name, metav1.GetOptions{})
-		return err == nil && meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ClusterConditionReady)
-	})
+// adminConfig returns an unthrottled client configuration of a cluster, with a
+// break-glass credential on its internal endpoint, and its kubeconfig.
+func adminConfig(ctx context.Context, b *testing.B, clusters csv1alpha1.ClusterInterface, name string) (*rest.Config, []byte) {
 	seconds := int64(3600)
 	resp, err := clusters.CreateAdminKubeconfig(ctx, name, &v1alpha1.AdminKubeconfigRequest{Spec: v1alpha1.AdminKubeconfigRequestSpec{
 		ExpirationSeconds: &seconds, Endpoint: v1alpha1.EndpointInternal}}, metav1.CreateOptions{})
@@ -218,5 +214,16 @@ func readyClusterAdmin(ctx context.Context, b *testing.B, clusters csv1alpha1.Cl
 		b.Fatal(err)
 	}
 	cfg.QPS, cfg.Burst = 1e6, 1e6
+	return cfg, resp.Status.Kubeconfig
+}
+
+// readyClusterAdmin waits until the cluster is Ready and returns an unthrottled client
+// for it with a break-glass credential on its internal endpoint.
+func readyClusterAdmin(ctx context.Context, b *testing.B, clusters csv1alpha1.ClusterInterface, name string) kubernetes.Interface {
+	poll(ctx, b, name+" Ready", 100*time.Millisecond, func() bool {
+		c, err := clusters.Get(ctx, name, metav1.GetOptions{})
+		return err == nil && meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ClusterConditionReady)
+	})
+	cfg, _ := adminConfig(ctx, b, clusters, name)
 	return kubernetes.NewForConfigOrDie(cfg)
 }

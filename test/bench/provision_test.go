@@ -96,13 +96,20 @@ func BenchmarkProvisioning(b *testing.B) {
 	b.ReportMetric(mean, "MiB-per-idle-cluster")
 }
 
-func rssMiB(pid int) float64 {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+func rssMiB(pid int) float64 { return procMiB(pid, "status", "VmRSS:") }
+
+// pssMiB is a process's proportional set size: its share of memory, shared pages split
+// among the processes that map them.
+func pssMiB(pid int) float64 { return procMiB(pid, "smaps_rollup", "Pss:") }
+
+// procMiB reads a kB field of a file of /proc/<pid> in MiB, 0 when the process is gone.
+func procMiB(pid int, file, field string) float64 {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/" + file)
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == field {
 			kb, _ := strconv.ParseFloat(f[1], 64)
 			return kb / 1024
 		}
