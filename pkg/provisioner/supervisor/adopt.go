@@ -106,17 +106,9 @@ func adopt(name, logDir string, r *Record, pidfd int) *Process {
 		done: make(chan struct{}), release: make(chan struct{}), watching: make(chan struct{}), grace: DefaultStopGrace}
 	go func() {
 		defer close(p.watching)
-		for {
-			select {
-			case <-p.release:
-				return
-			default:
-			}
-			if exited(pidfd, 500*time.Millisecond) {
-				p.err = errors.New("exit status unknown (adopted from an earlier server)")
-				close(p.done)
-				return
-			}
+		if waitExit(pidfd, p.release) {
+			p.err = errors.New("exit status unknown (adopted from an earlier server)")
+			close(p.done)
 		}
 	}()
 	return p

@@ -106,6 +106,59 @@ func exited(fd int, d time.Duration) bool {
 	}
 }
 
+// waitExit waits for the process of the pidfd to end (true) or for release (false). It
+// waits in Go's network poller, not in a system call of its own: a blocking poll per
+// adopted process kept one thread per process in the kernel and woke the runtime's
+// monitor all the time, ~5 % of a core for the 25 processes of five clusters after a
+// server restart. The pidfd is duplicated, so that the caller's copy stays its own.
+func waitExit(pidfd int, release <-chan struct{}) bool {
+	dup, err := unix.FcntlInt(uintptr(pidfd), unix.F_DUPFD_CLOEXEC, 0)
+	if err == nil {
+		err = unix.SetNonblock(dup, true)
+		f := os.NewFile(uintptr(dup), "pidfd")
+		defer f.Close()
+		var rc syscall.RawConn
+		if err == nil {
+			// A descriptor the poller cannot take has no deadlines: poll as before.
+			err = f.SetReadDeadline(time.Time{})
+		}
+		if err == nil {
+			rc, err = f.SyscallConn()
+		}
+		if err == nil {
+			stop := make(chan struct{})
+			defer close(stop)
+			go func() {
+				select {
+				case <-release:
+					_ = f.SetReadDeadline(time.Unix(1, 0))
+				case <-stop:
+				}
+			}()
+			err = rc.Read(func(fd uintptr) bool { return exited(int(fd), 0) })
+			if err == nil {
+				return true
+			}
+			select {
+			case <-release:
+				return false
+			default:
+				// Not released: the poller failed; watch on the slow way.
+			}
+		}
+	}
+	for {
+		select {
+		case <-release:
+			return false
+		default:
+		}
+		if exited(pidfd, 500*time.Millisecond) {
+			return true
+		}
+	}
+}
+
 type stat struct {
 	state     byte
 	startTime uint64
