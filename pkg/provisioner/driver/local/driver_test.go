@@ -484,6 +484,9 @@ func TestRotationIsOncePerToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !cfgBefore.DisableCompression {
+		t.Error("clients of a loopback kube-apiserver ask for gzip: a (de)compressor per watch on both ends")
+	}
 
 	if err := d.RotateCredentials(context.Background(), c, "t1"); err != nil {
 		t.Fatal(err)
