@@ -5,10 +5,11 @@ import (
 	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/metadata"
-	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/component-base/metrics"
 	"k8s.io/component-base/metrics/legacyregistry"
@@ -151,40 +152,99 @@ func (w *watches) release(cw *clusterWatches, gvr schema.GroupVersionResource, k
 	}
 }
 
-// watch starts the metadata watch of one kind in a cluster; w.mu is held.
+// watch starts the metadata watch of one kind in a cluster; w.mu is held. It is a
+// reflector without an informer: nothing reads a cache of these objects (a reconcile reads
+// the cluster), so what an informer adds per kind and cluster (a store of every object, an
+// event queue of 1024 slots per handler, three more goroutines) would be memory spent for
+// nothing, times every kind of every add-on of every cluster.
 func (w *watches) watch(cl *v1alpha1.Cluster, client metadata.Interface, gvr schema.GroupVersionResource, kind v1alpha1.AppliedObject) *kindWatch {
 	ctx, cancel := context.WithCancel(w.ctx)
-	informer := metadatainformer.NewFilteredMetadataInformer(client, gvr, metav1.NamespaceAll, 0, cache.Indexers{}, func(o *metav1.ListOptions) {
-		o.LabelSelector = v1alpha1.PluginLabel
-	}).Informer()
 	ns := cl.Namespace
-	handle := func(obj any, deleted bool) {
-		m, ok := reconciler.Object[*metav1.PartialObjectMetadata](obj)
-		if !ok {
-			return
-		}
-		plugin := m.Labels[v1alpha1.PluginLabel]
-		if plugin == "" {
-			return
-		}
-		o := kind
-		o.Namespace, o.Name = m.Namespace, m.Name
-		rv := m.ResourceVersion
+	handle := func(o objectRef, deleted bool) {
+		ref := kind
+		ref.Namespace, ref.Name = o.namespace, o.name
+		rv := o.resourceVersion
 		if deleted {
 			rv = ""
 		}
-		if key := ns + "/" + plugin; w.changed(key, cl.UID, o, rv) {
+		if key := ns + "/" + o.plugin; w.changed(key, cl.UID, ref, rv) {
 			w.enqueue(key)
 		}
 	}
-	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { handle(obj, false) },
-		UpdateFunc: func(_, obj any) { handle(obj, false) },
-		DeleteFunc: func(obj any) { handle(obj, true) },
-	}); err != nil {
-		klog.ErrorS(err, "Cannot watch a kind of an add-on", "cluster", klog.KObj(cl), "resource", gvr)
+	resource := client.Resource(gvr)
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.LabelSelector = v1alpha1.PluginLabel
+			return resource.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = v1alpha1.PluginLabel
+			return resource.Watch(ctx, o)
+		},
 	}
-	go informer.Run(ctx.Done())
+	r := cache.NewReflectorWithOptions(lw, &metav1.PartialObjectMetadata{}, &events{handle: handle, seen: map[string]objectRef{}},
+		cache.ReflectorOptions{Name: "add-ons " + gvr.String() + " in " + cl.Namespace + "/" + cl.Name})
+	go r.RunWithContext(ctx)
 	klog.V(2).InfoS("Watching the objects of add-ons", "cluster", klog.KObj(cl), "resource", gvr)
 	return &kindWatch{cancel: cancel, users: map[string]bool{}}
 }
+
+// objectRef is what a watch keeps of an object of an add-on.
+type objectRef struct {
+	namespace, name, plugin, resourceVersion string
+}
+
+// events is a reflector's store that holds no objects: it hands each add, change and
+// delete on, and keeps per object only what a relist needs to report one deleted while
+// the watch was down. The reflector calls it from one goroutine.
+type events struct {
+	handle func(o objectRef, deleted bool)
+	seen   map[string]objectRef
+}
+
+func (e *events) ref(obj any) (string, objectRef, bool) {
+	m, ok := reconciler.Object[*metav1.PartialObjectMetadata](obj)
+	if !ok || m.Labels[v1alpha1.PluginLabel] == "" {
+		return "", objectRef{}, false
+	}
+	o := objectRef{namespace: m.Namespace, name: m.Name, plugin: m.Labels[v1alpha1.PluginLabel], resourceVersion: m.ResourceVersion}
+	return m.Namespace + "/" + m.Name, o, true
+}
+
+func (e *events) Add(obj any) error {
+	if k, o, ok := e.ref(obj); ok {
+		e.seen[k] = o
+		e.handle(o, false)
+	}
+	return nil
+}
+
+func (e *events) Update(obj any) error { return e.Add(obj) }
+
+func (e *events) Delete(obj any) error {
+	if k, o, ok := e.ref(obj); ok {
+		delete(e.seen, k)
+		e.handle(o, true)
+	}
+	return nil
+}
+
+// Replace is a relist: every object listed is an add, every one seen before and not
+// listed now a delete.
+func (e *events) Replace(list []any, _ string) error {
+	before := e.seen
+	e.seen = make(map[string]objectRef, len(list))
+	for _, obj := range list {
+		if k, o, ok := e.ref(obj); ok {
+			e.seen[k] = o
+			delete(before, k)
+			e.handle(o, false)
+		}
+	}
+	for _, o := range before {
+		e.handle(o, true)
+	}
+	return nil
+}
+
+func (e *events) Resync() error { return nil }
