@@ -253,6 +253,15 @@ func TestRenderFromADirectory(t *testing.T) {
 	if got, _, _ := unstructured.NestedString(objs[2].Object, "spec", "description"); got != "Written as {{ .name }} in Go templates: not ours." {
 		t.Errorf("crds/ was not read verbatim: description %q", got)
 	}
+	// The caller labels what it applies: one render's labels are not in the next one's.
+	objs[2].SetLabels(map[string]string{"plugin": "first"})
+	again, err := s.render("m/x/1.0.0", map[string]string{"v": "one"}, Env{StorageClass: "fast"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := again[2].GetLabels(); l["plugin"] != "" {
+		t.Errorf("a definition read verbatim kept the labels of an earlier render: %v", l)
+	}
 
 	if objs, err := s.render("m/single/1.0.0", map[string]string{"v": "one"}, Env{}); err != nil || len(objs) != 1 {
 		t.Errorf("a version's single file: %v, %v", objs, err)
