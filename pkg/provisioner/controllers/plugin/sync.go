@@ -226,7 +226,7 @@ func (r *pass) applyAll(ctx context.Context, version, digest string, changed boo
 		}
 		// Definitions must be established before their kinds can be applied: all of them
 		// applied, they are waited for together, for a moment, within the pass.
-		if pending := r.waitCurrent(ctx, objs, healths); pending != "" {
+		if pending := r.waitCurrent(ctx, objs, healths, seen); pending != "" {
 			// One that stays unestablished (a name clash in the cluster) is looked at less
 			// and less.
 			st.Phase = v1alpha1.PluginApplying
@@ -286,10 +286,13 @@ func (r *pass) applyStage(ctx context.Context, objs []*unstructured.Unstructured
 // established (usually well under a second) before it looks again later.
 const definitionsWait = 10 * time.Second
 
-// waitCurrent waits until the objects are Current (definitions established), reading the
-// pending ones' metadata-free status again every 100 ms, for at most definitionsWait. It
-// returns the first one still pending, or "".
-func (r *pass) waitCurrent(ctx context.Context, objs []*unstructured.Unstructured, healths map[v1alpha1.AppliedObject]health) string {
+// waitCurrent waits until the objects are Current (definitions established), for at most
+// definitionsWait. Every 100 ms it reads the pending ones' metadata, and an object itself
+// only once its resourceVersion moved on from what was last read (seen): reading the
+// monitoring definitions whole at that pace was megabytes a second of JSON for the
+// kube-apiserver to write and this server to read, in the very seconds the kube-apiserver
+// spends establishing them. It returns the first one still pending, or "".
+func (r *pass) waitCurrent(ctx context.Context, objs []*unstructured.Unstructured, healths map[v1alpha1.AppliedObject]health, seen map[v1alpha1.AppliedObject]string) string {
 	deadline := time.Now().Add(definitionsWait)
 	for {
 		pending := ""
@@ -297,8 +300,10 @@ func (r *pass) waitCurrent(ctx context.Context, objs []*unstructured.Unstructure
 			if healths[ref(o)].current() {
 				continue
 			}
-			if got, err := r.t.Get(ctx, ref(o)); err == nil && got != nil {
-				healths[ref(o)] = healthOf(got)
+			if m, err := r.t.Meta(ctx, ref(o)); err == nil && m != nil && m.ResourceVersion != seen[ref(o)] {
+				if got, err := r.t.Get(ctx, ref(o)); err == nil && got != nil {
+					healths[ref(o)], seen[ref(o)] = healthOf(got), got.GetResourceVersion()
+				}
 			}
 			if !healths[ref(o)].current() && pending == "" {
 				pending = describe(ref(o))
