@@ -109,6 +109,13 @@ func (d *dynamicCluster) resource(o v1alpha1.AppliedObject) (dynamic.ResourceInt
 }
 
 func (d *dynamicCluster) Get(ctx context.Context, o v1alpha1.AppliedObject) (*unstructured.Unstructured, error) {
+	if isDefinition(o) {
+		got, err := d.getDefinition(ctx, o.Name)
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return got, err
+	}
 	r, err := d.resource(o)
 	if meta.IsNoMatchError(err) {
 		return nil, nil // its kind is not served yet (a definition applied later): no object
@@ -151,6 +158,9 @@ func (d *dynamicCluster) Meta(ctx context.Context, o v1alpha1.AppliedObject) (*m
 }
 
 func (d *dynamicCluster) Apply(ctx context.Context, o *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	if isDefinition(ref(o)) {
+		return d.applyDefinition(ctx, o)
+	}
 	r, err := d.resource(ref(o))
 	if err != nil {
 		return nil, err
@@ -166,12 +176,13 @@ func (d *dynamicCluster) Delete(ctx context.Context, o v1alpha1.AppliedObject, p
 	if err != nil {
 		return err
 	}
-	cur, err := r.Get(ctx, o.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
+	// Its metadata says whose it is: a definition's schema is not read.
+	cur, err := d.Meta(ctx, o)
 	if err != nil {
 		return err
+	}
+	if cur == nil {
+		return nil
 	}
 	if cur.GetLabels()[v1alpha1.PluginLabel] != plugin {
 		return nil // someone else's now: never ours to delete
@@ -196,6 +207,10 @@ func (d *dynamicCluster) Instance(ctx context.Context, crd string) (string, erro
 	group, _, _ := unstructured.NestedString(def.Object, "spec", "group")
 	plural, _, _ := unstructured.NestedString(def.Object, "spec", "names", "plural")
 	versions, _, _ := unstructured.NestedSlice(def.Object, "spec", "versions")
+	// The metadata client has no bound of its own: a kind whose list never answers (a
+	// conversion webhook of the tenant's) must not hold a worker.
+	ctx, cancel := context.WithTimeout(ctx, metaTimeout)
+	defer cancel()
 	for _, v := range versions {
 		v, _ := v.(map[string]any)
 		if served, _ := v["served"].(bool); !served {
