@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 
@@ -21,13 +22,13 @@ type volumeProvisioners struct {
 	manager *volumes.Manager
 
 	mu sync.Mutex
-	// gone are the clusters that were deleted: a reconcile that read one just before
-	// must not start its provisioner again.
-	gone map[types.UID]bool
+	// gone are the clusters deleted lately: a reconcile that read one just before must
+	// not start its provisioner again.
+	gone goneClusters
 }
 
 func newVolumeRunner(dirs provisioner.Volumes, clients *clusterclient.Cache) *volumeProvisioners {
-	return &volumeProvisioners{dirs: dirs, clients: clients, manager: volumes.NewManager(), gone: map[types.UID]bool{}}
+	return &volumeProvisioners{dirs: dirs, clients: clients, manager: volumes.NewManager(), gone: goneClusters{}}
 }
 
 // Ensure runs the cluster's provisioner, again with a new client when the credential
@@ -37,7 +38,7 @@ func (v *volumeProvisioners) Ensure(ctx context.Context, cl *v1alpha1.Cluster) e
 	// Held throughout: a Forget that comes meanwhile stops what this starts.
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.gone[cl.UID] {
+	if v.gone.has(cl.UID) {
 		return nil
 	}
 	dir, err := v.dirs.VolumeDir(cl)
@@ -55,7 +56,7 @@ func (v *volumeProvisioners) Stop(uid types.UID) { v.manager.Stop(uid) }
 
 func (v *volumeProvisioners) Forget(uid types.UID) {
 	v.mu.Lock()
-	v.gone[uid] = true
+	v.gone.add(uid, time.Now())
 	v.mu.Unlock()
 	v.manager.Stop(uid)
 }

@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"sync"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -43,9 +44,9 @@ type watches struct {
 	changed func(key string, cluster types.UID, o v1alpha1.AppliedObject, resourceVersion string) bool
 	// enqueue queues a Plugin a moment later, so that a burst of events is one look.
 	enqueue func(key string)
-	// stopped are the clusters that went: a reconcile that read one just before must not
-	// watch it again.
-	stopped map[types.UID]bool
+	// stopped are the clusters that went lately: a reconcile that read one just before
+	// must not watch it again.
+	stopped goneClusters
 }
 
 type clusterWatches struct {
@@ -60,7 +61,7 @@ type kindWatch struct {
 }
 
 func newWatches(changed func(string, types.UID, v1alpha1.AppliedObject, string) bool, enqueue func(string)) *watches {
-	return &watches{byCluster: map[types.UID]*clusterWatches{}, changed: changed, enqueue: enqueue, stopped: map[types.UID]bool{}}
+	return &watches{byCluster: map[types.UID]*clusterWatches{}, changed: changed, enqueue: enqueue, stopped: goneClusters{}}
 }
 
 // start lets watches run for as long as ctx.
@@ -84,7 +85,7 @@ func (w *watches) ensure(cl *v1alpha1.Cluster, client metadata.Interface, key st
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.ctx == nil || w.stopped[cl.UID] {
+	if w.ctx == nil || w.stopped.has(cl.UID) {
 		return
 	}
 	cw := w.byCluster[cl.UID]
@@ -135,7 +136,7 @@ func (w *watches) forget(uid types.UID, key string) {
 func (w *watches) stop(uid types.UID) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.stopped[uid] = true
+	w.stopped.add(uid, time.Now())
 	if cw := w.byCluster[uid]; cw != nil {
 		for _, kw := range cw.kinds {
 			kw.cancel()

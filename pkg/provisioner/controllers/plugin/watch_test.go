@@ -3,6 +3,7 @@ package plugin
 import (
 	"slices"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
@@ -60,5 +61,24 @@ func TestARelistReportsWhatWentWhileTheWatchWasDown(t *testing.T) {
 	}
 	if len(e.seen) != 0 {
 		t.Errorf("still keeps %v after everything went", e.seen)
+	}
+}
+
+// TestDeletedClustersAreForgottenInTime: the record of deleted clusters keeps each long
+// enough to stop a late reconcile, and does not grow with every cluster ever deleted.
+func TestDeletedClustersAreForgottenInTime(t *testing.T) {
+	g := goneClusters{}
+	start := time.Now()
+	g.add("a", start)
+	if !g.has("a") {
+		t.Fatal("a deleted cluster is not remembered")
+	}
+	g.add("b", start.Add(goneFor/2))
+	if !g.has("a") || !g.has("b") {
+		t.Error("forgotten too soon")
+	}
+	g.add("c", start.Add(goneFor+time.Second))
+	if g.has("a") || !g.has("b") || !g.has("c") || len(g) != 2 {
+		t.Errorf("after %s: %v, want b and c only", goneFor, g)
 	}
 }
