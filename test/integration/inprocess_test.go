@@ -3,10 +3,13 @@ package integration
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -120,5 +123,39 @@ func TestServerInProcess(t *testing.T) {
 	_, err = cs.Projects(ns).Create(ctx, project("second", "prod"), metav1.CreateOptions{})
 	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "already places namespace payments") {
 		t.Errorf("a second project placing the same namespace: got %v, want Invalid naming the first project", err)
+	}
+
+	// Written at the same moment, two objects that exclude each other are still never
+	// both admitted: each round, several plugins of one type on one cluster, and several
+	// projects placing one namespace, are created at once; exactly one of each is stored.
+	for round := range 5 {
+		const racers = 4
+		cluster := fmt.Sprintf("race-%d", round)
+		if _, err := cs.Clusters(ns).Create(ctx, &v1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: cluster}}, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create cluster: %v", err)
+		}
+		var created [2]atomic.Int32
+		var wg sync.WaitGroup
+		for i := range racers {
+			wg.Go(func() {
+				name := fmt.Sprintf("r%d-%d", round, i)
+				_, err := cs.Plugins(ns).Create(ctx, &v1alpha1.Plugin{ObjectMeta: metav1.ObjectMeta{Name: name},
+					Spec: v1alpha1.PluginSpec{ClusterName: cluster, Type: "csi"}}, metav1.CreateOptions{})
+				if err == nil {
+					created[0].Add(1)
+				}
+				p := project(name, cluster)
+				if _, err := cs.Projects(ns).Create(ctx, p, metav1.CreateOptions{}); err == nil {
+					created[1].Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if n := created[0].Load(); n != 1 {
+			t.Errorf("round %d: %d of %d plugins of one type on one cluster, created at once, were admitted; want 1", round, n, racers)
+		}
+		if n := created[1].Load(); n != 1 {
+			t.Errorf("round %d: %d of %d projects placing one namespace in one cluster, created at once, were admitted; want 1", round, n, racers)
+		}
 	}
 }

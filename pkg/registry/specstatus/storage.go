@@ -3,6 +3,7 @@ package specstatus
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -27,12 +28,38 @@ type Resource[T Object] struct {
 	New, NewList func() runtime.Object
 	// Table renders the resource for kubectl get.
 	Table rest.TableConvertor
+	// SerialWrites admits one create or update of the kind at a time, for a kind whose
+	// admission compares an object with the others of its kind (one Plugin of a type per
+	// cluster, one Project per namespace): two written at once would otherwise each be
+	// checked before the other was stored, and both admitted. One server serves the API,
+	// so a lock in the process is enough.
+	SerialWrites bool
 }
 
 // REST serves a kind's main resource.
 type REST struct {
 	*genericregistry.Store
 	shortNames []string
+	// serial, if set, is held across a create or an update (Resource.SerialWrites).
+	serial *sync.Mutex
+}
+
+// Create stores a new object, one at a time when the kind's writes are serial.
+func (r *REST) Create(ctx context.Context, obj runtime.Object, createValidation rest.ValidateObjectFunc, options *metav1.CreateOptions) (runtime.Object, error) {
+	if r.serial != nil {
+		r.serial.Lock()
+		defer r.serial.Unlock()
+	}
+	return r.Store.Create(ctx, obj, createValidation, options)
+}
+
+// Update changes an object, one at a time when the kind's writes are serial.
+func (r *REST) Update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc, updateValidation rest.ValidateObjectUpdateFunc, forceAllowCreate bool, options *metav1.UpdateOptions) (runtime.Object, bool, error) {
+	if r.serial != nil {
+		r.serial.Lock()
+		defer r.serial.Unlock()
+	}
+	return r.Store.Update(ctx, name, objInfo, createValidation, updateValidation, forceAllowCreate, options)
 }
 
 var (
@@ -114,5 +141,9 @@ func NewStorage[T Object](typer runtime.ObjectTyper, optsGetter generic.RESTOpti
 	statusStore := *store
 	statusStore.UpdateStrategy = statusStrategy
 	statusStore.ResetFieldsStrategy = statusStrategy
-	return Storage{Main: &REST{Store: store, shortNames: res.ShortNames}, Status: &StatusREST{store: &statusStore}}, nil
+	main := &REST{Store: store, shortNames: res.ShortNames}
+	if res.SerialWrites {
+		main.serial = &sync.Mutex{}
+	}
+	return Storage{Main: main, Status: &StatusREST{store: &statusStore}}, nil
 }

@@ -29,6 +29,8 @@ func NewStorage(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter,
 		New:        func() runtime.Object { return &cs.Plugin{} },
 		NewList:    func() runtime.Object { return &cs.PluginList{} },
 		Table:      Table,
+		// One of a type per cluster: see plugin.References.
+		SerialWrites: true,
 	})
 	if err != nil {
 		return specstatus.Storage{}, err

@@ -28,6 +28,8 @@ func NewStorage(typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter,
 		New:        func() runtime.Object { return &cs.Project{} },
 		NewList:    func() runtime.Object { return &cs.ProjectList{} },
 		Table:      Table,
+		// One project per namespace of a tenant: see project.References.
+		SerialWrites: true,
 	})
 	if err != nil {
 		return specstatus.Storage{}, err
