@@ -110,13 +110,14 @@ func exited(fd int, d time.Duration) bool {
 // waits in Go's network poller, not in a system call of its own: a blocking poll per
 // adopted process kept one thread per process in the kernel and woke the runtime's
 // monitor all the time, ~5 % of a core for the 25 processes of five clusters after a
-// server restart. The pidfd is duplicated, so that the caller's copy stays its own.
+// server restart. The poller owns (and closes) a duplicate of the pidfd; the two share
+// their file status flags, so the caller's pidfd turns non-blocking too (nothing reads or
+// waits on it).
 func waitExit(pidfd int, release <-chan struct{}) bool {
 	dup, err := unix.FcntlInt(uintptr(pidfd), unix.F_DUPFD_CLOEXEC, 0)
 	if err == nil {
 		err = unix.SetNonblock(dup, true)
 		f := os.NewFile(uintptr(dup), "pidfd")
-		defer f.Close()
 		var rc syscall.RawConn
 		if err == nil {
 			// A descriptor the poller cannot take has no deadlines: poll as before.
@@ -136,15 +137,16 @@ func waitExit(pidfd int, release <-chan struct{}) bool {
 				}
 			}()
 			err = rc.Read(func(fd uintptr) bool { return exited(int(fd), 0) })
-			if err == nil {
-				return true
-			}
-			select {
-			case <-release:
-				return false
-			default:
-				// Not released: the poller failed; watch on the slow way.
-			}
+		}
+		f.Close()
+		if err == nil {
+			return true
+		}
+		select {
+		case <-release:
+			return false
+		default:
+			// Not released: the poller could not take it or failed; watch the slow way.
 		}
 	}
 	for {

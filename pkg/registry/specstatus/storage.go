@@ -31,8 +31,9 @@ type Resource[T Object] struct {
 	// SerialWrites admits one create or update of the kind at a time, for a kind whose
 	// admission compares an object with the others of its kind (one Plugin of a type per
 	// cluster, one Project per namespace): two written at once would otherwise each be
-	// checked before the other was stored, and both admitted. One server serves the API,
-	// so a lock in the process is enough.
+	// checked before the other was stored, and both admitted. The lock is the process's:
+	// it holds where one server serves the API (the local driver's, make run); API-only
+	// replicas behind one Service (artifacts/deploy) can still admit two at once, one each.
 	SerialWrites bool
 }
 

@@ -9,6 +9,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
+	"k8s.io/client-go/rest"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 )
@@ -47,7 +49,8 @@ type leanDefinition struct {
 // decodeDefinition decodes a definition without its schemas (nor its managed fields).
 func decodeDefinition(body []byte) (*unstructured.Unstructured, error) {
 	var d leanDefinition
-	if err := json.Unmarshal(body, &d); err != nil {
+	// Whole numbers stay int64 (status.observedGeneration), as kstatus reads them.
+	if err := utiljson.Unmarshal(body, &d); err != nil {
 		return nil, fmt.Errorf("decode a CustomResourceDefinition: %w", err)
 	}
 	d.Metadata.ManagedFields = nil
@@ -60,11 +63,7 @@ func decodeDefinition(body []byte) (*unstructured.Unstructured, error) {
 
 // getDefinition reads a definition, or nil when there is none.
 func (d *dynamicCluster) getDefinition(ctx context.Context, name string) (*unstructured.Unstructured, error) {
-	body, err := d.discovery.RESTClient().Get().AbsPath(definitionsPath + name).DoRaw(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return decodeDefinition(body)
+	return decodeAnswer(d.discovery.RESTClient().Get().AbsPath(definitionsPath + name).Do(ctx))
 }
 
 // applyDefinition server-side applies a definition as the platform's field manager.
@@ -73,8 +72,17 @@ func (d *dynamicCluster) applyDefinition(ctx context.Context, o *unstructured.Un
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", describe(ref(o)), err)
 	}
-	body, err := d.discovery.RESTClient().Patch(types.ApplyPatchType).AbsPath(definitionsPath+o.GetName()).
-		Param("fieldManager", v1alpha1.PluginFieldManager).Param("force", "true").Body(data).DoRaw(ctx)
+	return decodeAnswer(d.discovery.RESTClient().Patch(types.ApplyPatchType).AbsPath(definitionsPath+o.GetName()).
+		Param("fieldManager", v1alpha1.PluginFieldManager).Param("force", "true").Body(data).Do(ctx))
+}
+
+// decodeAnswer decodes a definition the kube-apiserver answered with, or returns its error
+// with the Status it sent (the reason and causes a refused definition is reported with).
+func decodeAnswer(res rest.Result) (*unstructured.Unstructured, error) {
+	if err := res.Error(); err != nil {
+		return nil, err
+	}
+	body, err := res.Raw()
 	if err != nil {
 		return nil, err
 	}

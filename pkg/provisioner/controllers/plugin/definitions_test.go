@@ -22,7 +22,7 @@ func TestADefinitionIsReadWithoutItsSchema(t *testing.T) {
 		"spec": map[string]any{"group": "example.com", "scope": "Namespaced",
 			"names":    map[string]any{"plural": "widgets", "kind": "Widget"},
 			"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true, "schema": map[string]any{"openAPIV3Schema": big}}}},
-		"status": map[string]any{"acceptedNames": map[string]any{"plural": "widgets", "kind": "Widget"},
+		"status": map[string]any{"observedGeneration": 1, "acceptedNames": map[string]any{"plural": "widgets", "kind": "Widget"},
 			"conditions": []any{
 				map[string]any{"type": "NamesAccepted", "status": "True", "reason": "NoConflicts"},
 				map[string]any{"type": "Established", "status": "True", "reason": "InitialNamesAccepted"}}},

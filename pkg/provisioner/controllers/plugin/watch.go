@@ -173,7 +173,7 @@ func (w *watches) watch(cl *v1alpha1.Cluster, client metadata.Interface, gvr sch
 		}
 	}
 	resource := client.Resource(gvr)
-	lw := &cache.ListWatch{
+	lw := cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.LabelSelector = v1alpha1.PluginLabel
 			return resource.List(ctx, o)
@@ -182,7 +182,7 @@ func (w *watches) watch(cl *v1alpha1.Cluster, client metadata.Interface, gvr sch
 			o.LabelSelector = v1alpha1.PluginLabel
 			return resource.Watch(ctx, o)
 		},
-	}
+	}, client)
 	r := cache.NewReflectorWithOptions(lw, &metav1.PartialObjectMetadata{}, &events{handle: handle, seen: map[string]objectRef{}},
 		cache.ReflectorOptions{Name: "add-ons " + gvr.String() + " in " + cl.Namespace + "/" + cl.Name})
 	go r.RunWithContext(ctx)
