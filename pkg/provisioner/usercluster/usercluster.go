@@ -1,10 +1,10 @@
 // Package usercluster puts the platform's objects into a user cluster, whatever driver runs
 // it: the namespaces ucs-system and ucs-users, the permission-group ClusterRoles, the
-// proxy identity's rights, one ServiceAccount per administrator bound to cluster-admin,
-// and the break-glass group's binding. Everything but that binding is server-side
-// applied on every pass, so running it again is harmless and repairs drift; the
-// break-glass binding is created once, so that deleting it (revoking every break-glass
-// credential) sticks.
+// proxy identity's rights, the binding of each administrator's ServiceAccount (which the
+// project controller makes) to cluster-admin, and the break-glass group's binding.
+// Everything but that last binding is server-side applied on every pass, so running it
+// again is harmless and repairs drift; the break-glass binding is created once, so that
+// deleting it (revoking every break-glass credential) sticks.
 package usercluster
 
 import (
