@@ -39,7 +39,15 @@ type provisioner struct {
 	client kubernetes.Interface
 	// root is the cluster's volume directory, absolute and clean.
 	root string
+	// max bounds the volumes of the cluster (0: MaxVolumes).
+	max int
 }
+
+// MaxVolumes bounds the volumes of one cluster, retained ones included: every volume is a
+// directory on the management side, and a tenant who creates claims in a loop must not
+// use up the platform's disk (its inodes) for every other tenant. A claim beyond it waits,
+// its Events saying why, until volumes are deleted.
+const MaxVolumes = 1000
 
 var _ controller.Provisioner = &provisioner{}
 
@@ -73,6 +81,9 @@ func (p *provisioner) Provision(ctx context.Context, opts controller.ProvisionOp
 		return nil, state, err
 	}
 	dir := filepath.Join(p.root, opts.PVName)
+	if err := p.room(dir); err != nil {
+		return nil, controller.ProvisioningFinished, err
+	}
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, controller.ProvisioningFinished, fmt.Errorf("create volume %s: %w", opts.PVName, err)
 	}
@@ -104,6 +115,26 @@ func (p *provisioner) Provision(ctx context.Context, opts controller.ProvisionOp
 	}
 	klog.FromContext(ctx).Info("Provisioned a volume", "claim", klog.KObj(claim), "volume", opts.PVName, "size", size.String(), "node", opts.SelectedNodeName)
 	return pv, controller.ProvisioningFinished, nil
+}
+
+// room refuses a new volume when the cluster has MaxVolumes already (a volume asked for
+// again, its directory made before, is no new one).
+func (p *provisioner) room(dir string) error {
+	if _, err := os.Lstat(dir); err == nil {
+		return nil
+	}
+	limit := p.max
+	if limit == 0 {
+		limit = MaxVolumes
+	}
+	entries, err := os.ReadDir(p.root)
+	if err != nil {
+		return fmt.Errorf("count the volumes in %s: %w", p.root, err)
+	}
+	if len(entries) >= limit {
+		return fmt.Errorf("the cluster has %d volumes, the most %s keeps for one cluster: delete claims (and retained volumes) to make room", len(entries), v1alpha1.CSIDriverName)
+	}
+	return nil
 }
 
 // nodeAffinity binds a volume to the node the scheduler chose for its first consumer

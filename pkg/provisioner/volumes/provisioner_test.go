@@ -224,3 +224,29 @@ func TestDeleteRemovesOnlyItsOwnVolumes(t *testing.T) {
 		t.Errorf("deleting a volume already gone: %v", err)
 	}
 }
+
+// TestAClusterCannotFillThePlatformsDisk: volumes are directories on the management side;
+// past the limit a new claim gets none, and the error says why, while one asked for again
+// (its directory made before) is still given.
+func TestAClusterCannotFillThePlatformsDisk(t *testing.T) {
+	root := t.TempDir()
+	p := &provisioner{client: fake.NewClientset(), root: root, max: 2}
+	ctx := context.Background()
+	immediate := class(corev1.PersistentVolumeReclaimRetain, storagev1.VolumeBindingImmediate)
+	uids := []string{claimUID, "11111111-2222-3333-4444-555555555555", "21111111-2222-3333-4444-555555555555"}
+	for _, uid := range uids[:2] {
+		if _, _, err := p.Provision(ctx, controller.ProvisionOptions{StorageClass: immediate, PVName: "pvc-" + uid, PVC: claim(uid, "1Gi")}); err != nil {
+			t.Fatalf("volume %s: %v", uid, err)
+		}
+	}
+	_, state, err := p.Provision(ctx, controller.ProvisionOptions{StorageClass: immediate, PVName: "pvc-" + uids[2], PVC: claim(uids[2], "1Gi")})
+	if err == nil || !strings.Contains(err.Error(), "the most") || state != controller.ProvisioningFinished {
+		t.Errorf("a volume past the limit: %v %v, want refused naming the limit", state, err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "pvc-"+uids[2])); !os.IsNotExist(err) {
+		t.Errorf("a refused claim got a directory: %v", err)
+	}
+	if _, _, err := p.Provision(ctx, controller.ProvisionOptions{StorageClass: immediate, PVName: "pvc-" + uids[0], PVC: claim(uids[0], "1Gi")}); err != nil {
+		t.Errorf("a volume asked for again at the limit: %v", err)
+	}
+}
