@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -127,12 +128,20 @@ func (p *provisioner) room(dir string) error {
 	if limit == 0 {
 		limit = MaxVolumes
 	}
-	entries, err := os.ReadDir(p.root)
+	f, err := os.Open(p.root)
 	if err != nil {
 		return fmt.Errorf("count the volumes in %s: %w", p.root, err)
 	}
-	if len(entries) >= limit {
-		return fmt.Errorf("the cluster has %d volumes, the most %s keeps for one cluster: delete claims (and retained volumes) to make room", len(entries), v1alpha1.CSIDriverName)
+	defer f.Close()
+	// Reading stops at the limit: a claim that waits costs little at each retry.
+	names, err := f.Readdirnames(limit)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("count the volumes in %s: %w", p.root, err)
+	}
+	if len(names) >= limit {
+		return fmt.Errorf("the cluster has the most volumes %s keeps for one cluster (%d, retained ones included): delete claims whose volumes go with them, "+
+			"or set persistentVolumeReclaimPolicy Delete on Released volumes no longer needed; a retained volume whose PersistentVolume was deleted counts until the cluster is deleted",
+			v1alpha1.CSIDriverName, limit)
 	}
 	return nil
 }

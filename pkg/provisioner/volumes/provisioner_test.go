@@ -249,4 +249,11 @@ func TestAClusterCannotFillThePlatformsDisk(t *testing.T) {
 	if _, _, err := p.Provision(ctx, controller.ProvisionOptions{StorageClass: immediate, PVName: "pvc-" + uids[0], PVC: claim(uids[0], "1Gi")}); err != nil {
 		t.Errorf("a volume asked for again at the limit: %v", err)
 	}
+	// A volume deleted makes room: the claim that waited gets its volume.
+	if err := p.Delete(ctx, volume("pvc-"+uids[0], corev1.PersistentVolumeReclaimDelete)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.Provision(ctx, controller.ProvisionOptions{StorageClass: immediate, PVName: "pvc-" + uids[2], PVC: claim(uids[2], "1Gi")}); err != nil {
+		t.Errorf("a claim that waited, once a volume was deleted: %v", err)
+	}
 }
