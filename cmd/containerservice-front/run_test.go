@@ -10,11 +10,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ucloudstack/containerservice/pkg/leaktest"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/atomicfile"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/front"
 )
@@ -166,26 +166,5 @@ func TestRunRefusesABadFirstConfig(t *testing.T) {
 // code (tests aside) end within a few seconds.
 func checkNoGoroutines(t *testing.T) {
 	t.Helper()
-	var left []string
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		left = left[:0]
-		buf := make([]byte, 4<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			for _, line := range strings.Split(g, "\n") {
-				if (strings.Contains(line, "/pkg/provisioner/front/") || strings.Contains(line, "/cmd/containerservice-front/")) && !strings.Contains(line, "_test.go:") {
-					left = append(left, g)
-					break
-				}
-			}
-		}
-		if len(left) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if len(left) > 0 {
-		t.Errorf("%d goroutines left after run returned:\n%s", len(left), strings.Join(left, "\n\n"))
-	}
+	leaktest.Check(t, 5*time.Second, "/pkg/provisioner/front/", "/cmd/containerservice-front/")
 }

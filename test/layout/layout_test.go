@@ -29,6 +29,7 @@ var layers = []struct {
 }{
 	{"pkg/apis", 0, true},
 	{"pkg/generated", 1, true},
+	{"pkg/leaktest", 0, false},
 	{"pkg/provisioner/atomicfile", 2, false},
 	{"pkg/provisioner/front", 2, false},
 	{"pkg/provisioner/pki", 3, false},

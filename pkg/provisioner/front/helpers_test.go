@@ -12,12 +12,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ucloudstack/containerservice/pkg/leaktest"
 )
 
 // testBackend stands in for a kube-apiserver: TLS, /readyz answering 200 or 500 as
@@ -162,29 +162,7 @@ func startFront(t *testing.T, cfg Config) (f *Front, addr string, stop func()) {
 // aside) ends within a few seconds.
 func checkNoGoroutines(t *testing.T) {
 	t.Helper()
-	var left []string
-	waitUntil(5*time.Second, func() bool {
-		left = packageGoroutines()
-		return len(left) == 0
-	})
-	if len(left) > 0 {
-		t.Errorf("%d goroutines of package front left after Run returned:\n%s", len(left), strings.Join(left, "\n\n"))
-	}
-}
-
-func packageGoroutines() []string {
-	buf := make([]byte, 4<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	var ours []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		for _, line := range strings.Split(g, "\n") {
-			if strings.Contains(line, "/pkg/provisioner/front/") && !strings.Contains(line, "_test.go:") {
-				ours = append(ours, g)
-				break
-			}
-		}
-	}
-	return ours
+	leaktest.Check(t, 5*time.Second, "/pkg/provisioner/front/")
 }
 
 // waitUntil polls cond every 5 ms; it reports whether cond held before the timeout.

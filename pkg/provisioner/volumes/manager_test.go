@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -24,6 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
+	"github.com/ucloudstack/containerservice/pkg/leaktest"
 )
 
 // waitFor polls cond until it holds, failing the test after 30 s.
@@ -39,22 +39,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // leftovers returns the goroutines of a provisioner (the library's, the informers', the
 // workqueues', the event broadcaster's, this package's) still running.
 func leftovers() []string {
-	buf := make([]byte, 1<<22)
-	buf = buf[:runtime.Stack(buf, true)]
-	var left []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "testing.tRunner") {
-			continue // the test itself
-		}
-		for _, marker := range []string{"sig-storage-lib-external-provisioner", "csi-lib-utils", "client-go/tools/cache", "client-go/tools/record",
-			"client-go/util/workqueue", "apimachinery/pkg/watch", "containerservice/pkg/provisioner/volumes"} {
-			if strings.Contains(g, marker) {
-				left = append(left, g)
-				break
-			}
-		}
-	}
-	return left
+	return leaktest.Running("sig-storage-lib-external-provisioner", "csi-lib-utils", "client-go/tools/cache", "client-go/tools/record",
+		"client-go/util/workqueue", "apimachinery/pkg/watch", "containerservice/pkg/provisioner/volumes")
 }
 
 // TestAProvisionerServesItsCluster runs the library's controller against a fake cluster:
