@@ -4,9 +4,10 @@
 //
 //	containerservice-front --config FILE --status FILE
 //
-// It re-reads --config when the file changes (a config that does not load is logged and
-// ignored; the last good one stays), writes its status to --status every second, and
-// stops on SIGTERM or SIGINT once its connections ended or its shutdown timeout passed.
+// It re-reads --config within a second of a change (a config that does not load is
+// logged and ignored; the last good one stays), writes its status to --status every
+// second, and stops on SIGTERM or SIGINT once its connections ended or its shutdown
+// timeout passed.
 package main
 
 import (
@@ -22,7 +23,7 @@ import (
 
 func main() {
 	klog.InitFlags(nil)
-	o := options{poll: 500 * time.Millisecond, statusEvery: time.Second}
+	o := options{tick: time.Second}
 	flag.StringVar(&o.config, "config", "", "the front's config (JSON); re-read when it changes")
 	flag.StringVar(&o.status, "status", "", "where to write the front's status (JSON) every second")
 	flag.Parse()

@@ -17,10 +17,9 @@ import (
 // options are the command's flags, and the periods tests shorten.
 type options struct {
 	config, status string
-	// poll is how often the config file is looked at (its identity, mtime and size).
-	poll time.Duration
-	// statusEvery is how often the status file is written.
-	statusEvery time.Duration
+	// tick is how often the config file is looked at (its identity, mtime and size) and
+	// the status written: one wake-up for both, since an idle front should sleep.
+	tick time.Duration
 }
 
 // run serves the config until ctx ends and the front has stopped.
@@ -45,18 +44,15 @@ func run(ctx context.Context, o options) error {
 
 	r := &reloader{path: o.config, seen: seen, front: f}
 	writeStatus(o.status, f, r.configError)
-	poll := time.NewTicker(o.poll)
-	defer poll.Stop()
-	status := time.NewTicker(o.statusEvery)
-	defer status.Stop()
+	tick := time.NewTicker(o.tick)
+	defer tick.Stop()
 	for {
 		select {
 		case err := <-done:
 			writeStatus(o.status, f, r.configError)
 			return err
-		case <-poll.C:
+		case <-tick.C:
 			r.poll()
-		case <-status.C:
 			writeStatus(o.status, f, r.configError)
 		}
 	}
@@ -108,7 +104,7 @@ func writeStatus(path string, f *front.Front, configError string) {
 	s := front.StatusFile{Time: time.Now().UTC(), PID: os.Getpid(), ConfigError: configError, Status: f.Status()}
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err == nil {
-		err = atomicfile.WriteFile(path, append(data, '\n'), 0o600)
+		err = atomicfile.WriteVolatile(path, append(data, '\n'), 0o600)
 	}
 	if err != nil {
 		klog.ErrorS(err, "Writing the front status failed", "status", path)

@@ -83,7 +83,7 @@ func TestRunReloadsConfigAndWritesStatus(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, options{config: config, status: statusFile, poll: 20 * time.Millisecond, statusEvery: 20 * time.Millisecond})
+		done <- run(ctx, options{config: config, status: statusFile, tick: 20 * time.Millisecond})
 	}()
 	waitFor(t, "a healthy in the status file", func() bool { return healthy(status(statusFile), "a") })
 	s := status(statusFile)

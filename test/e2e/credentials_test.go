@@ -111,8 +111,12 @@ func TestCredentialsIsolationAndRotation(t *testing.T) {
 	}
 
 	// Rotation: the documented operation is an annotation with a new value. Every
-	// component that authenticates with the client CA restarts.
-	// A running cluster that rotates is Updating, not Provisioning, until all is healthy.
+	// component that authenticates with the client CA restarts; kube-apiserver is
+	// replaced behind the cluster's front, so that no client is refused meanwhile: new
+	// connections every 20 ms, and a workload's kept-alive client, all succeed.
+	// A running cluster that rotates is Updating, not Provisioning, until all is done.
+	newClients := startDials(aCfg.Host)
+	workload := startTraffic(ctx, serviceAccountClient(ctx, t, aCfg))
 	before := env.ClusterProcesses(ns, "a")
 	current, err := env.CS.ContainerserviceV1alpha1().Clusters(ns).Get(ctx, "a", metav1.GetOptions{})
 	if err != nil {
@@ -147,6 +151,9 @@ func TestCredentialsIsolationAndRotation(t *testing.T) {
 	if !slices.Contains(phases, v1alpha1.ClusterUpdating) || slices.Contains(phases, v1alpha1.ClusterProvisioning) {
 		t.Errorf("phases during the rotation %v, want Running → Updating → Running", phases)
 	}
+	newClients.finish(t)
+	workload.finish(t)
+	t.Logf("across the rotation: %d new connections and %d requests of a workload, none failed", newClients.ok, workload.ok)
 	after := env.ClusterProcesses(ns, "a")
 	for pid, binary := range before {
 		restarted := binary == "kube-apiserver" || binary == "kube-controller-manager" || binary == "kube-scheduler"

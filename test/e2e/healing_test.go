@@ -42,7 +42,7 @@ func TestKilledComponentIsRestarted(t *testing.T) {
 	}
 }
 
-// traffic is a tenant using its cluster: a request every 50ms, each one counted.
+// traffic is a stream of requests, each one counted: a failure is recorded with its time.
 type traffic struct {
 	mu       sync.Mutex
 	ok       int
@@ -51,11 +51,12 @@ type traffic struct {
 	done     chan struct{}
 }
 
-func startTraffic(ctx context.Context, client kubernetes.Interface) *traffic {
+// startLoop calls request every period until finish.
+func startLoop(period time.Duration, request func(i int) error) *traffic {
 	tr := &traffic{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(tr.done)
-		tick := time.NewTicker(50 * time.Millisecond)
+		tick := time.NewTicker(period)
 		defer tick.Stop()
 		for i := 0; ; i++ {
 			select {
@@ -63,13 +64,7 @@ func startTraffic(ctx context.Context, client kubernetes.Interface) *traffic {
 				return
 			case <-tick.C:
 			}
-			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("req-%d", i)}}
-			reqCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			_, err := client.CoreV1().ConfigMaps("default").Create(reqCtx, cm, metav1.CreateOptions{})
-			if err == nil {
-				_, err = client.CoreV1().ConfigMaps("default").Get(reqCtx, cm.Name, metav1.GetOptions{})
-			}
-			cancel()
+			err := request(i)
 			tr.mu.Lock()
 			if err != nil {
 				tr.failures = append(tr.failures, fmt.Sprintf("%s: %v", time.Now().Format("15:04:05.000"), err))
@@ -80,6 +75,20 @@ func startTraffic(ctx context.Context, client kubernetes.Interface) *traffic {
 		}
 	}()
 	return tr
+}
+
+// startTraffic is a tenant using its cluster: a ConfigMap created and read every 50 ms.
+func startTraffic(ctx context.Context, client kubernetes.Interface) *traffic {
+	return startLoop(50*time.Millisecond, func(i int) error {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("req-%d", i)}}
+		reqCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_, err := client.CoreV1().ConfigMaps("default").Create(reqCtx, cm, metav1.CreateOptions{})
+		if err == nil {
+			_, err = client.CoreV1().ConfigMaps("default").Get(reqCtx, cm.Name, metav1.GetOptions{})
+		}
+		return err
+	})
 }
 
 func (tr *traffic) count() int {
@@ -94,7 +103,7 @@ func (tr *traffic) finish(t *testing.T) {
 	<-tr.done
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	if len(tr.failures) > 0 {
+	if len(tr.failures) > 0 || tr.ok == 0 {
 		t.Errorf("%d of %d requests to the user cluster failed: %v", len(tr.failures), tr.ok+len(tr.failures), tr.failures)
 	}
 }
@@ -109,8 +118,8 @@ func TestServerRestartIsNoOutage(t *testing.T) {
 	provision(ctx, t, ns, "steady")
 	_, cfg := adminKubeconfig(ctx, t, env.CS, ns, "steady", 3600)
 	before := env.ClusterProcesses(ns, "steady")
-	if len(before) != 4 {
-		t.Fatalf("control plane processes %v, want four", before)
+	if len(before) != 5 {
+		t.Fatalf("control plane processes %v, want five (the front included)", before)
 	}
 	samePids := func(when string) {
 		t.Helper()

@@ -79,8 +79,8 @@ func TestClusterLifecycle(t *testing.T) {
 		t.Errorf("cluster directory %s: %v, mode %v, want 0700", dir, err, info.Mode().Perm())
 	}
 	ports := clusterPorts(t, ns, "prod")
-	if procs := env.ClusterProcesses(ns, "prod"); len(procs) != 4 {
-		t.Errorf("running processes of the cluster: %v, want etcd, kube-apiserver, kube-controller-manager, kube-scheduler", procs)
+	if procs := env.ClusterProcesses(ns, "prod"); len(procs) != 5 {
+		t.Errorf("running processes of the cluster: %v, want etcd, containerservice-front, kube-apiserver, kube-controller-manager, kube-scheduler", procs)
 	}
 
 	// The cluster's Nodes and Plugins go with it; a Node for a cluster that does not exist

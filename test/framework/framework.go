@@ -97,13 +97,14 @@ func Start(ctx context.Context, cfg stack.Config) (*Env, error) {
 		os.RemoveAll(tmp)
 		return nil, err
 	}
+	// The server runs containerservice-front, built beside it, as each cluster's front.
 	cfg.ServerBinary = filepath.Join(tmp, "containerservice-apiserver")
-	build := exec.CommandContext(ctx, "go", "build", "-o", cfg.ServerBinary, "./cmd/containerservice-apiserver")
+	build := exec.CommandContext(ctx, "go", "build", "-o", tmp+string(filepath.Separator), "./cmd/containerservice-apiserver", "./cmd/containerservice-front")
 	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		lifeline.Close()
 		os.RemoveAll(tmp)
-		return nil, fmt.Errorf("build containerservice-apiserver: %w", err)
+		return nil, fmt.Errorf("build containerservice-apiserver and containerservice-front: %w", err)
 	}
 	cfg.StateDir = filepath.Join(tmp, "state")
 	s, err := stack.Start(ctx, cfg)

@@ -13,7 +13,19 @@ import (
 // WriteFile writes data to path with mode: into a temporary file beside it, flushed to
 // disk, renamed over path, and the directory flushed too, so that the rename itself
 // survives a power loss. The directory must exist.
-func WriteFile(path string, data []byte, mode os.FileMode) (err error) {
+func WriteFile(path string, data []byte, mode os.FileMode) error {
+	return write(path, data, mode, true)
+}
+
+// WriteVolatile replaces path with data as WriteFile does, without forcing either to disk:
+// for state rewritten every second that means nothing after the machine restarts (a
+// process's status), where a flush each time would be disk work for nothing. A reader
+// still sees the old content or the new, never a mix.
+func WriteVolatile(path string, data []byte, mode os.FileMode) error {
+	return write(path, data, mode, false)
+}
+
+func write(path string, data []byte, mode os.FileMode, durable bool) (err error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
 	if err != nil {
@@ -25,7 +37,7 @@ func WriteFile(path string, data []byte, mode os.FileMode) (err error) {
 			err = fmt.Errorf("write %s: %w", path, err)
 		}
 	}()
-	if _, err = tmp.Write(data); err == nil {
+	if _, err = tmp.Write(data); err == nil && durable {
 		err = tmp.Sync()
 	}
 	if err == nil {
@@ -42,7 +54,9 @@ func WriteFile(path string, data []byte, mode os.FileMode) (err error) {
 	}
 	// The new content is in place from here on: a directory that cannot be flushed makes
 	// the rename less durable, not the write a failure.
-	syncDir(dir)
+	if durable {
+		syncDir(dir)
+	}
 	return nil
 }
 

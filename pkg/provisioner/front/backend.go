@@ -14,6 +14,8 @@ import (
 const (
 	// probeTimeout bounds one probe of /readyz.
 	probeTimeout = time.Second
+	// probeIdle is how long a probe's connection is kept for the next probe.
+	probeIdle = 5 * time.Second
 	// unhealthyAfter consecutive failures (probes, or dials of client connections) take a
 	// healthy backend out of rotation. One is not enough: a single probe lost to a
 	// passing stall (a 1 s timeout on a busy small machine) would take out a serving
@@ -114,7 +116,12 @@ func (f *Front) startProbe(b *backend) {
 	go f.probeLoop(ctx, b)
 }
 
-// probeLoop probes a backend at once, then every ProbeInterval, until ctx ends.
+// unhealthyProbeInterval is the time between two probes of a backend out of rotation,
+// when shorter than the config's ProbeInterval.
+const unhealthyProbeInterval = 200 * time.Millisecond
+
+// probeLoop probes a backend at once, then every ProbeInterval (more often while it is
+// unhealthy), until ctx ends.
 func (f *Front) probeLoop(ctx context.Context, b *backend) {
 	defer f.probeWG.Done()
 	t := time.NewTimer(0)
@@ -135,6 +142,11 @@ func (f *Front) probeLoop(ctx context.Context, b *backend) {
 		f.mu.Lock()
 		f.record(b, err)
 		interval := time.Duration(f.cfg.ProbeInterval)
+		if !b.healthy {
+			// A kube-apiserver coming up joins within moments of being ready, not up to
+			// a whole interval later: a new cluster's first answer waits for it.
+			interval = min(interval, unhealthyProbeInterval)
+		}
 		f.mu.Unlock()
 		t.Reset(interval)
 	}

@@ -264,3 +264,17 @@ func TestParseConfig(t *testing.T) {
 		t.Errorf("LoadConfig of a missing file: %v", err)
 	}
 }
+
+// A backend out of rotation is probed more often than the interval, so that a
+// kube-apiserver coming up (a new cluster's, a replacement's) joins within moments.
+func TestUnhealthyBackendRejoinsWithinMoments(t *testing.T) {
+	a := newTestBackend(t, "a", false)
+	cfg := testConfig(writeCA(t, a), backendOf(a))
+	cfg.ProbeInterval = Duration(time.Hour)
+	f, _, _ := startFront(t, cfg)
+	waitFor(t, "a's failed probe", func() bool { s, _ := backendStatus(f, "a"); return s.LastProbeError != "" })
+	a.ready.Store(true)
+	if !waitUntil(2*time.Second, healthy(f, "a")) {
+		t.Fatal("a turned ready and was not healthy 2 s later, with an hour between probes of a healthy backend")
+	}
+}

@@ -50,6 +50,9 @@ type Options struct {
 	Provisioner string
 	// KubeBinDir holds the binaries the local driver runs control planes with.
 	KubeBinDir string
+	// FrontBinary is containerservice-front, which the local driver runs as each
+	// cluster's front.
+	FrontBinary string
 	// ExternalHost is the address users reach user clusters at.
 	ExternalHost string
 	// Workers is the number of clusters reconciled at once.
@@ -78,6 +81,7 @@ func NewOptions() *Options {
 		DataDir:               "/var/lib/containerservice",
 		Provisioner:           "local",
 		KubeBinDir:            defaultKubeBinDir(),
+		FrontBinary:           defaultFrontBinary(),
 		Workers:               5,
 		MaxConcurrentStarts:   4,
 		AdminKubeconfigMaxTTL: 24 * time.Hour,
@@ -112,6 +116,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.AlternateDNS, "alternate-dns", o.AlternateDNS, "Extra DNS names for the self-signed serving certificate made when no --tls-cert-file is given.")
 	fs.StringVar(&o.Provisioner, "provisioner", o.Provisioner, "Driver that runs user clusters: local (control planes as processes on this machine, data under --data-dir/clusters) or none (serve the API only).")
 	fs.StringVar(&o.KubeBinDir, "kube-bin-dir", o.KubeBinDir, "Directory of etcd, kube-apiserver, kube-controller-manager and kube-scheduler "+containerservice.DefaultKubernetesVersion+" for the local driver (hack/kube-binaries.sh prints it).")
+	fs.StringVar(&o.FrontBinary, "front-binary", o.FrontBinary, "containerservice-front, which the local driver runs as each cluster's front on its published port (default: next to this binary).")
 	fs.StringVar(&o.ExternalHost, "external-host", "127.0.0.1", "Host name or address users reach user clusters' kube-apiservers at.")
 	fs.IntVar(&o.Workers, "cluster-workers", o.Workers, "Clusters reconciled at once.")
 	fs.IntVar(&o.MaxConcurrentStarts, "max-concurrent-starts", o.MaxConcurrentStarts, "Control planes the local driver starts at once (after a reboot every cluster needs starting); the others wait their turn. Adopting a control plane that still runs needs no start.")
@@ -161,6 +166,16 @@ func defaultKubeBinDir() string {
 		return ""
 	}
 	return filepath.Join(cache, "containerservice", "kube-v1.37.1_etcd-v3.7.0_kwok-v0.8.0", "bin")
+}
+
+// defaultFrontBinary is containerservice-front next to this binary, where `make build`
+// puts it.
+func defaultFrontBinary() string {
+	self, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(self), "containerservice-front")
 }
 
 // Run builds the server from the options and serves until ctx ends.
@@ -230,6 +245,7 @@ func (o *Options) Config(ctx context.Context) (config *Config, cleanup func(), e
 			BinDirs:             map[string]string{containerservice.DefaultKubernetesVersion: o.KubeBinDir},
 			ExternalHost:        o.ExternalHost,
 			MaxConcurrentStarts: o.MaxConcurrentStarts,
+			FrontBinary:         o.FrontBinary,
 		})
 		if err != nil {
 			return nil, nil, err

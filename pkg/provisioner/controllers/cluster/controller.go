@@ -330,7 +330,8 @@ func (c *Controller) ensure(ctx context.Context, cl *v1alpha1.Cluster) (time.Dur
 	if err := errors.Join(ensureErr, applyErr); err != nil {
 		return 0, err
 	}
-	if obs.Ready() && !agentUnwell {
+	// A change rolling out (a kube-apiserver being replaced) moves on at each look.
+	if obs.Ready() && !agentUnwell && !obs.Updating {
 		return pollReady, nil
 	}
 	return pollUnready, nil

@@ -51,6 +51,8 @@ func TestDesiredStatus(t *testing.T) {
 	rolling := healthy()
 	rolling.Components[provisioner.APIServer] = provisioner.Health{Message: "connection refused"}
 	rolling.Updating = true
+	surging := healthy()
+	surging.Updating = true
 
 	tests := map[string]struct {
 		from      v1alpha1.ClusterPhase
@@ -65,16 +67,17 @@ func TestDesiredStatus(t *testing.T) {
 		"one component down": {v1alpha1.ClusterPending, down, nil, nil, v1alpha1.ClusterProvisioning, metav1.ConditionFalse, "ComponentsUnhealthy", "Etcd"},
 		"missing binaries": {v1alpha1.ClusterPending, nil, &provisioner.PermanentError{Err: errors.New("kube-apiserver for Kubernetes v1.37.1 is missing from /x: run hack/kube-binaries.sh")}, nil,
 			v1alpha1.ClusterFailed, metav1.ConditionFalse, "ProvisioningFailed", "run hack/kube-binaries.sh"},
-		"nothing observed before running": {v1alpha1.ClusterPending, nil, errors.New("disk full"), nil, v1alpha1.ClusterProvisioning, metav1.ConditionUnknown, "NotObserved", "disk full (retrying)"},
-		"nothing observed while running":  {v1alpha1.ClusterRunning, nil, errors.New("disk full"), nil, v1alpha1.ClusterRunning, metav1.ConditionUnknown, "NotObserved", "disk full"},
-		"bootstrap failed at first":       {v1alpha1.ClusterProvisioning, healthy(), nil, &stepError{"BootstrapFailed", errors.New("apply namespace ucs-users: boom")}, v1alpha1.ClusterProvisioning, metav1.ConditionFalse, "BootstrapFailed", "ucs-users"},
-		"bootstrap failed later":          {v1alpha1.ClusterRunning, healthy(), nil, &stepError{"BootstrapFailed", errors.New("apply namespace ucs-users: boom")}, v1alpha1.ClusterUpdating, metav1.ConditionFalse, "BootstrapFailed", "ucs-users"},
-		"rotation failed":                 {v1alpha1.ClusterRunning, healthy(), nil, &stepError{"RotationFailed", errors.New("rotate credentials: disk full")}, v1alpha1.ClusterUpdating, metav1.ConditionFalse, "RotationFailed", "disk full"},
-		"a running cluster rolls out":     {v1alpha1.ClusterRunning, rolling, nil, nil, v1alpha1.ClusterUpdating, metav1.ConditionFalse, "ComponentsUnhealthy", "APIServer"},
-		"a rollout goes on":               {v1alpha1.ClusterUpdating, rolling, nil, nil, v1alpha1.ClusterUpdating, metav1.ConditionFalse, "ComponentsUnhealthy", "APIServer"},
-		"a rollout ends":                  {v1alpha1.ClusterUpdating, healthy(), nil, nil, v1alpha1.ClusterRunning, metav1.ConditionTrue, "ControlPlaneReady", ""},
-		"a crash is no update":            {v1alpha1.ClusterRunning, down, nil, nil, v1alpha1.ClusterProvisioning, metav1.ConditionFalse, "ComponentsUnhealthy", "Etcd"},
-		"a new cluster is not updating":   {v1alpha1.ClusterProvisioning, rolling, nil, nil, v1alpha1.ClusterProvisioning, metav1.ConditionFalse, "ComponentsUnhealthy", "APIServer"},
+		"nothing observed before running":  {v1alpha1.ClusterPending, nil, errors.New("disk full"), nil, v1alpha1.ClusterProvisioning, metav1.ConditionUnknown, "NotObserved", "disk full (retrying)"},
+		"nothing observed while running":   {v1alpha1.ClusterRunning, nil, errors.New("disk full"), nil, v1alpha1.ClusterRunning, metav1.ConditionUnknown, "NotObserved", "disk full"},
+		"bootstrap failed at first":        {v1alpha1.ClusterProvisioning, healthy(), nil, &stepError{"BootstrapFailed", errors.New("apply namespace ucs-users: boom")}, v1alpha1.ClusterProvisioning, metav1.ConditionFalse, "BootstrapFailed", "ucs-users"},
+		"bootstrap failed later":           {v1alpha1.ClusterRunning, healthy(), nil, &stepError{"BootstrapFailed", errors.New("apply namespace ucs-users: boom")}, v1alpha1.ClusterUpdating, metav1.ConditionFalse, "BootstrapFailed", "ucs-users"},
+		"rotation failed":                  {v1alpha1.ClusterRunning, healthy(), nil, &stepError{"RotationFailed", errors.New("rotate credentials: disk full")}, v1alpha1.ClusterUpdating, metav1.ConditionFalse, "RotationFailed", "disk full"},
+		"a running cluster rolls out":      {v1alpha1.ClusterRunning, rolling, nil, nil, v1alpha1.ClusterUpdating, metav1.ConditionFalse, "ComponentsUnhealthy", "APIServer"},
+		"a rollout goes on":                {v1alpha1.ClusterUpdating, rolling, nil, nil, v1alpha1.ClusterUpdating, metav1.ConditionFalse, "ComponentsUnhealthy", "APIServer"},
+		"a rollout that serves throughout": {v1alpha1.ClusterRunning, surging, nil, nil, v1alpha1.ClusterUpdating, metav1.ConditionTrue, "ControlPlaneReady", ""},
+		"a rollout ends":                   {v1alpha1.ClusterUpdating, healthy(), nil, nil, v1alpha1.ClusterRunning, metav1.ConditionTrue, "ControlPlaneReady", ""},
+		"a crash is no update":             {v1alpha1.ClusterRunning, down, nil, nil, v1alpha1.ClusterProvisioning, metav1.ConditionFalse, "ComponentsUnhealthy", "Etcd"},
+		"a new cluster is not updating":    {v1alpha1.ClusterProvisioning, rolling, nil, nil, v1alpha1.ClusterProvisioning, metav1.ConditionFalse, "ComponentsUnhealthy", "APIServer"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

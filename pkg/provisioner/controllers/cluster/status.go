@@ -17,7 +17,8 @@ import (
 //
 // Phases: Provisioning until the cluster first runs; Running while every component is
 // healthy; Updating while a running cluster rolls out a change (rotation, renewal, a new
-// configuration); Failed when provisioning cannot succeed without an operator. Component
+// configuration), Ready still True when it serves meanwhile (a kube-apiserver replaced
+// behind the front); Failed when provisioning cannot succeed without an operator. Component
 // conditions turn Unknown when nothing could be observed, rather than keep a stale True.
 func desiredStatus(cl *v1alpha1.Cluster, obs *provisioner.Observation, ensureErr, applyErr error) v1alpha1.ClusterStatus {
 	status := *cl.Status.DeepCopy()
@@ -63,6 +64,9 @@ func desiredStatus(cl *v1alpha1.Cluster, obs *provisioner.Observation, ensureErr
 	switch {
 	case len(unhealthy) == 0 && ensureErr == nil && applyErr == nil:
 		status.Phase = v1alpha1.ClusterRunning
+		if wasRunning && obs.Updating {
+			status.Phase = v1alpha1.ClusterUpdating
+		}
 		set(v1alpha1.ClusterConditionReady, metav1.ConditionTrue, "ControlPlaneReady", "every control plane component is healthy and a workload can be applied")
 	case len(unhealthy) == 0:
 		status.Phase = v1alpha1.ClusterProvisioning

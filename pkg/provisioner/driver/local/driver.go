@@ -38,6 +38,8 @@ type Config struct {
 	// MaxConcurrentStarts bounds how many control planes start at once (after a reboot,
 	// every cluster would otherwise start together); defaults to 4.
 	MaxConcurrentStarts int
+	// FrontBinary is containerservice-front, each cluster's front on its published port.
+	FrontBinary string
 }
 
 // Driver runs control planes as local processes.
@@ -146,6 +148,9 @@ func (d *Driver) binDir(version string) (string, error) {
 			return "", &provisioner.PermanentError{Err: fmt.Errorf("%s for Kubernetes %s is missing from %s: run hack/kube-binaries.sh on the server's machine", b, version, dir)}
 		}
 	}
+	if _, err := os.Stat(d.cfg.FrontBinary); d.cfg.FrontBinary == "" || err != nil {
+		return "", &provisioner.PermanentError{Err: fmt.Errorf("containerservice-front, every cluster's front, is not at %q (--front-binary): build it with `make build`", d.cfg.FrontBinary)}
+	}
 	return dir, nil
 }
 
@@ -170,6 +175,10 @@ type instance struct {
 	// Under mu.
 	specs      map[string]supervisor.Component
 	components map[string]*supervisor.Supervised
+	// slot is the kube-apiserver slot that serves (or will once ready); surge is set
+	// while the other slot's kube-apiserver is being replaced by it.
+	slot  int
+	surge *surge
 	// rollingOut is set while components restart to apply a change the driver made
 	// (renewal, a new configuration) and cleared once all are healthy again.
 	rollingOut bool
@@ -256,12 +265,13 @@ func (d *Driver) Ensure(ctx context.Context, c *v1alpha1.Cluster) (*provisioner.
 	if waiting := d.startCore(inst); waiting != "" {
 		return d.waitingObservation(inst, c, waiting), nil
 	}
+	d.progressSurge(inst)
 	obs := d.observe(ctx, inst, c)
 	if obs.Components[provisioner.APIServer].Healthy {
 		d.releaseSlot(inst.key)
 		d.startClients(inst)
 	}
-	if inst.rollingOut && obs.Ready() {
+	if inst.rollingOut && obs.Ready() && inst.surge == nil {
 		inst.rollingOut = false
 	}
 	obs.Updating = inst.rollingOut
@@ -343,12 +353,10 @@ func (d *Driver) stopAll(inst *instance, l *layout) error {
 			sup.Stop()
 			delete(inst.components, name)
 		}
-		if l == nil {
-			continue
-		}
-		if err := supervisor.StopRecorded(l.record(processNames[name]), stopGrace(name)); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", processNames[name], err))
-		}
+	}
+	inst.surge = nil
+	if l != nil {
+		errs = stopRecorded(*l)
 	}
 	d.releaseSlot(inst.key)
 	return errors.Join(errs...)
@@ -400,11 +408,30 @@ func StopControlPlanes(dataDir string) {
 
 // StopControlPlane stops the recorded processes of one cluster directory, clients first.
 func StopControlPlane(dir string) {
-	l := layout{dir: dir}
-	for i := len(allComponents) - 1; i >= 0; i-- {
-		name := allComponents[i]
-		if err := supervisor.StopRecorded(l.record(processNames[name]), stopGrace(name)); err != nil {
-			klog.ErrorS(err, "Stopping a control plane process failed", "dir", dir, "component", name)
+	for _, err := range stopRecorded(layout{dir: dir}) {
+		klog.ErrorS(err, "Stopping a control plane process failed", "dir", dir)
+	}
+}
+
+// stopRecorded stops every recorded process of the layout that still runs, clients
+// first, an earlier release's kube-apiserver included.
+func stopRecorded(l layout) []error {
+	var errs []error
+	names := recordNames()
+	for i := len(names) - 1; i >= 0; i-- {
+		name := names[i]
+		grace := componentStopGrace
+		for c, p := range processNames {
+			if p == name {
+				grace = stopGrace(c)
+			}
+		}
+		if name == legacyAPIServer {
+			grace = apiserverStopGrace
+		}
+		if err := supervisor.StopRecorded(l.record(name), grace); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
 	}
+	return errs
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -55,12 +56,20 @@ func fakeBinaries(t *testing.T) string {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"} {
+	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "containerservice-front"} {
 		if err := os.Symlink(self, filepath.Join(dir, b)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return dir
+}
+
+// fakeConfig is a driver's configuration on data whose binaries, the front's included,
+// are fakeBinaries.
+func fakeConfig(t *testing.T, data string) Config {
+	t.Helper()
+	bin := fakeBinaries(t)
+	return Config{DataDir: data, BinDirs: map[string]string{"v1.37.1": bin}, FrontBinary: filepath.Join(bin, "containerservice-front")}
 }
 
 func newDriver(t *testing.T, cfg Config) *Driver {
@@ -78,7 +87,7 @@ func newDriver(t *testing.T, cfg Config) *Driver {
 // shut down; cfg starts the second. running are the control plane's processes.
 func firstDriver(t *testing.T) (first *Driver, cfg Config, c *v1alpha1.Cluster, l layout, running map[string]int) {
 	t.Helper()
-	cfg = Config{DataDir: t.TempDir(), BinDirs: map[string]string{"v1.37.1": fakeBinaries(t)}}
+	cfg = fakeConfig(t, t.TempDir())
 	c = cluster("prod", "u1")
 	first, err := New(cfg)
 	if err != nil {
@@ -88,7 +97,7 @@ func firstDriver(t *testing.T) (first *Driver, cfg Config, c *v1alpha1.Cluster, 
 		t.Fatal(err)
 	}
 	l = first.layout("acme", "prod")
-	return first, cfg, c, l, waitPids(t, l, 2)
+	return first, cfg, c, l, waitPids(t, l, 3)
 }
 
 func cluster(name, uid string) *v1alpha1.Cluster {
@@ -112,7 +121,7 @@ func waitPids(t *testing.T, l layout, n int) map[string]int {
 func pids(t *testing.T, l layout) map[string]int {
 	t.Helper()
 	out := map[string]int{}
-	for _, p := range processNames {
+	for _, p := range recordNames() {
 		if r, err := supervisor.ReadRecord(l.record(p)); err == nil && supervisor.Alive(l.record(p)) {
 			out[p] = r.Pid
 		}
@@ -122,7 +131,11 @@ func pids(t *testing.T, l layout) map[string]int {
 
 func TestEnsureExplainsMissingBinariesAndVersions(t *testing.T) {
 	bin := t.TempDir()
-	d := newDriver(t, Config{DataDir: t.TempDir(), BinDirs: map[string]string{"v1.37.1": bin}})
+	front := filepath.Join(t.TempDir(), "containerservice-front")
+	if err := os.WriteFile(front, nil, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	d := newDriver(t, Config{DataDir: t.TempDir(), BinDirs: map[string]string{"v1.37.1": bin}, FrontBinary: front})
 	c := cluster("prod", "u1")
 
 	_, err := d.Ensure(context.Background(), c)
@@ -139,6 +152,13 @@ func TestEnsureExplainsMissingBinariesAndVersions(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(d.cfg.DataDir, "clusters")); !os.IsNotExist(err) {
 		t.Errorf("a failed start left a directory: %v", err)
 	}
+
+	c.Spec.Version = "v1.37.1"
+	d.cfg.BinDirs["v1.37.1"] = fakeBinaries(t)
+	d.cfg.FrontBinary = filepath.Join(t.TempDir(), "containerservice-front")
+	if _, err := d.Ensure(context.Background(), c); !errors.As(err, &permanent) || !strings.Contains(err.Error(), "containerservice-front") || !strings.Contains(err.Error(), "--front-binary") {
+		t.Errorf("missing front: %v", err)
+	}
 }
 
 // TestControlPlanesOutliveTheDriverAndAreAdopted is a server restart at the driver's
@@ -146,8 +166,8 @@ func TestEnsureExplainsMissingBinariesAndVersions(t *testing.T) {
 // driver adopts them instead of starting them again, and Delete stops them.
 func TestControlPlanesOutliveTheDriverAndAreAdopted(t *testing.T) {
 	first, cfg, c, l, before := firstDriver(t)
-	if len(before) != 2 || before["etcd"] == 0 || before["kube-apiserver"] == 0 {
-		t.Fatalf("running after the first Ensure: %v, want etcd and kube-apiserver", before)
+	if len(before) != 3 || before["etcd"] == 0 || before["kube-apiserver-0"] == 0 || before["containerservice-front"] == 0 {
+		t.Fatalf("running after the first Ensure: %v, want etcd, the front and kube-apiserver in slot 0", before)
 	}
 
 	// Another driver on the same data directory is refused while the first runs.
@@ -156,7 +176,7 @@ func TestControlPlanesOutliveTheDriverAndAreAdopted(t *testing.T) {
 	}
 
 	first.Shutdown()
-	if after := pids(t, l); after["etcd"] != before["etcd"] || after["kube-apiserver"] != before["kube-apiserver"] {
+	if after := pids(t, l); !maps.Equal(after, before) {
 		t.Fatalf("the control plane did not outlive the driver: %v then %v", before, after)
 	}
 
@@ -164,13 +184,13 @@ func TestControlPlanesOutliveTheDriverAndAreAdopted(t *testing.T) {
 	if _, err := second.Ensure(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
-	if after := pids(t, l); after["etcd"] != before["etcd"] || after["kube-apiserver"] != before["kube-apiserver"] {
+	if after := pids(t, l); !maps.Equal(after, before) {
 		t.Errorf("not adopted: pids %v then %v", before, after)
 	}
 	second.mu.Lock()
 	inst := second.clusters["acme/prod"]
 	second.mu.Unlock()
-	if sup := inst.components[provisioner.APIServer]; sup == nil || sup.Pid() != before["kube-apiserver"] {
+	if sup := inst.components[slotComponent(0)]; sup == nil || sup.Pid() != before["kube-apiserver-0"] {
 		t.Errorf("the adopted kube-apiserver is not supervised")
 	}
 
@@ -178,7 +198,7 @@ func TestControlPlanesOutliveTheDriverAndAreAdopted(t *testing.T) {
 	if err := second.Delete(context.Background(), "acme", "prod", "someone-else"); err != nil {
 		t.Fatal(err)
 	}
-	if after := pids(t, l); len(after) != 2 {
+	if after := pids(t, l); len(after) != 3 {
 		t.Errorf("a delete of another UID stopped processes: %v", after)
 	}
 	if err := second.Delete(context.Background(), "acme", "prod", "u1"); err != nil {
@@ -207,11 +227,13 @@ func zombie(pid int) bool {
 // TestStartsAreBounded: with one start slot, a second control plane waits (and says so)
 // while the first starts, and goes once the first is deleted.
 func TestStartsAreBounded(t *testing.T) {
-	bin, data := fakeBinaries(t), t.TempDir()
+	data := t.TempDir()
 	// After the driver's Shutdown (cleanups run last first): a driver still supervising
 	// would start what this stops again.
 	t.Cleanup(func() { StopControlPlanes(data) })
-	d := newDriver(t, Config{DataDir: data, BinDirs: map[string]string{"v1.37.1": bin}, MaxConcurrentStarts: 1})
+	cfg := fakeConfig(t, data)
+	cfg.MaxConcurrentStarts = 1
+	d := newDriver(t, cfg)
 	a, b := cluster("a", "ua"), cluster("b", "ub")
 	if _, err := d.Ensure(context.Background(), a); err != nil {
 		t.Fatal(err)
@@ -232,7 +254,7 @@ func TestStartsAreBounded(t *testing.T) {
 	if _, err := d.Ensure(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	if running := waitPids(t, d.layout("acme", "b"), 2); len(running) != 2 {
+	if running := waitPids(t, d.layout("acme", "b"), 3); len(running) != 3 {
 		t.Errorf("the second cluster did not start once a slot was free: %v", running)
 	}
 }
@@ -622,7 +644,7 @@ func TestNodeAgentRunsOnlyWhileAsked(t *testing.T) {
 	if h, err := first.EnsureNodeAgent(context.Background(), c, true); err != nil || h.Healthy {
 		t.Fatalf("agent: %+v %v (the fake serves no health check)", h, err)
 	}
-	agent := waitPids(t, l, 3)["kwok"]
+	agent := waitPids(t, l, 4)["kwok"]
 	if agent == 0 {
 		t.Fatal("no node agent runs")
 	}
@@ -678,13 +700,13 @@ func TestNodeAgentRunsOnlyWhileAsked(t *testing.T) {
 	if _, err := second.EnsureNodeAgent(context.Background(), c, false); err != nil {
 		t.Fatal(err)
 	}
-	if got := pids(t, l); got["kwok"] != 0 || len(got) != 2 {
+	if got := pids(t, l); got["kwok"] != 0 || len(got) != 3 {
 		t.Errorf("processes %v after the last node went, want the control plane only", got)
 	}
 	if _, err := second.EnsureNodeAgent(context.Background(), c, true); err != nil {
 		t.Fatal(err)
 	}
-	again := waitPids(t, l, 3)["kwok"]
+	again := waitPids(t, l, 4)["kwok"]
 	if err := second.Delete(context.Background(), "acme", "prod", "u1"); err != nil {
 		t.Fatal(err)
 	}

@@ -69,7 +69,8 @@ func (d *Driver) prepare(inst *instance, c *v1alpha1.Cluster, bin string) error 
 		return fmt.Errorf("node agent configuration of %s: %w", key(c), err)
 	}
 	inst.uid, inst.layout, inst.ports = string(c.UID), l, ports
-	inst.specs = components(bin, l, c, ports, d.bindAddress())
+	inst.specs = components(bin, d.cfg.FrontBinary, l, c, ports, d.bindAddress())
+	inst.slot, inst.surge = chooseSlot(l)
 	k := inst.key
 	for name, spec := range inst.specs {
 		spec.OnExit = func() {
@@ -147,7 +148,7 @@ func (d *Driver) claim(l layout, c *v1alpha1.Cluster) error {
 // cannot be proven gone counts as running, so that nothing is moved or deleted under a
 // live process.
 func running(l layout) bool {
-	for _, p := range processNames {
+	for _, p := range recordNames() {
 		if supervisor.Running(l.record(p)) {
 			return true
 		}
@@ -155,13 +156,13 @@ func running(l layout) bool {
 	return false
 }
 
-// startCore starts (or adopts) etcd and kube-apiserver, and adopts kube-controller-manager
-// and kube-scheduler if they still run. A control plane that must really start waits for
-// one of the bounded start slots; the returned message says so.
+// startCore starts (or adopts) etcd, the front and kube-apiserver, and adopts
+// kube-controller-manager and kube-scheduler if they still run. A control plane that must
+// really start waits for one of the bounded start slots; the returned message says so.
 func (d *Driver) startCore(inst *instance) string {
-	core := []string{provisioner.Etcd, provisioner.APIServer}
+	serving := slotComponent(inst.slot)
 	cold := false
-	for _, name := range core {
+	for _, name := range []string{provisioner.Etcd, serving} {
 		if inst.components[name] == nil && !matches(inst.specs[name]) {
 			cold = true
 		}
@@ -171,11 +172,32 @@ func (d *Driver) startCore(inst *instance) string {
 			return fmt.Sprintf("waiting to start: %d control planes are starting, at most %d at once (--max-concurrent-starts)", n, d.cfg.MaxConcurrentStarts)
 		}
 	}
-	for _, name := range provisioner.Components {
+	// A cluster made before the front: its kube-apiserver holds the published port, which
+	// the front takes. This start is the one moment its clients are refused.
+	if legacy := inst.layout.record(legacyAPIServer); supervisor.Alive(legacy) {
+		klog.InfoS("Moving the cluster's kube-apiserver behind its front", "cluster", inst.key)
+		if err := supervisor.StopRecorded(legacy, apiserverStopGrace); err != nil {
+			inst.startErr[frontComponent] = err
+			return ""
+		}
+	}
+	// A kube-apiserver that runs an earlier command line (an upgrade of the server) is
+	// replaced beside itself rather than restarted in place: it serves until its
+	// replacement is ready.
+	if spec := inst.specs[serving]; inst.components[serving] == nil && inst.surge == nil && supervisor.Alive(spec.StateFile) && !matches(spec) {
+		inst.surge = &surge{from: inst.slot, since: time.Now()}
+		inst.slot = 1 - inst.slot
+		inst.rollingOut = true
+	}
+	if err := d.writeFront(inst); err != nil {
+		inst.startErr[frontComponent] = err
+		return ""
+	}
+	for _, name := range []string{provisioner.Etcd, frontComponent, slotComponent(inst.slot), provisioner.ControllerManager, provisioner.Scheduler} {
 		if inst.components[name] != nil {
 			continue
 		}
-		isCore := name == provisioner.Etcd || name == provisioner.APIServer
+		isCore := name == provisioner.Etcd || name == frontComponent || name == slotComponent(inst.slot)
 		if !isCore && !matches(inst.specs[name]) {
 			continue // started by startClients once kube-apiserver is ready
 		}
@@ -204,8 +226,12 @@ func (d *Driver) resume(inst *instance, name string) {
 	switch {
 	case outcome == supervisor.Reconfigured:
 		inst.rollingOut = true
-	case outcome == supervisor.Adopted && inst.restartAdopted:
-		// It runs with certificates issued before this start: restarted in place.
+	case outcome == supervisor.Adopted && inst.restartAdopted && name == slotComponent(inst.slot):
+		// It runs with certificates issued before this start: replaced beside itself.
+		d.replaceAPIServer(inst)
+	case outcome == supervisor.Adopted && inst.restartAdopted && name != frontComponent:
+		// It runs with certificates issued before this start: restarted in place. (The
+		// front holds no certificate of its own.)
 		sup.Restart()
 		inst.rollingOut = true
 	}
@@ -289,11 +315,18 @@ func (d *Driver) observe(ctx context.Context, inst *instance, c *v1alpha1.Cluste
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, name := range provisioner.Components {
-		sup := inst.components[name]
+		key := name
+		if name == provisioner.APIServer {
+			key = slotComponent(inst.slot)
+		}
+		sup := inst.components[key]
 		if sup == nil {
 			msg := "waiting for kube-apiserver to be ready before starting"
-			if err := inst.startErr[name]; err != nil {
+			if err := inst.startErr[key]; err != nil {
 				msg = "cannot adopt or start: " + err.Error()
+			}
+			if name == provisioner.APIServer {
+				msg += frontTrouble(inst)
 			}
 			mu.Lock()
 			obs.Components[name] = provisioner.Health{Message: msg}
@@ -309,6 +342,9 @@ func (d *Driver) observe(ctx context.Context, inst *instance, c *v1alpha1.Cluste
 				}
 				if !sup.Running() {
 					h.Message = "not running: " + h.Message
+				}
+				if name == provisioner.APIServer {
+					h.Message += frontTrouble(inst)
 				}
 			}
 			mu.Lock()

@@ -18,7 +18,8 @@ import (
 	"github.com/ucloudstack/containerservice/pkg/provisioner/pki"
 )
 
-// Port names of a cluster's components.
+// Port names of a cluster's components. portAPIServer is the cluster's published port,
+// which its front owns; kube-apiservers listen on the slots' ports, on loopback.
 const (
 	portEtcdClient = "etcd-client"
 	portEtcdPeer   = "etcd-peer"
@@ -28,7 +29,12 @@ const (
 	portNodeAgent  = "node-agent"
 )
 
-var portNames = []string{portEtcdClient, portEtcdPeer, portAPIServer, portKCM, portScheduler, portNodeAgent}
+// slotPorts are the ports of the kube-apiserver slots: one serves, the other is where a
+// replacement starts during a surge. Clusters made before the front get them at their
+// next start (ports allocates the names a ports.json lacks).
+var slotPorts = [slots]string{"apiserver-0", "apiserver-1"}
+
+var portNames = []string{portEtcdClient, portEtcdPeer, portAPIServer, portKCM, portScheduler, portNodeAgent, slotPorts[0], slotPorts[1]}
 
 // layout is a cluster's directory: its PKI, etcd data, kubeconfigs and logs, all private
 // to the server's user.
@@ -46,6 +52,8 @@ func (l layout) auditPolicy() string           { return filepath.Join(l.dir, "au
 func (l layout) nodeAgentConfig() string       { return filepath.Join(l.dir, "kwok.yaml") }
 func (l layout) rotationFile() string          { return filepath.Join(l.dir, "pki", "rotation") }
 func (l layout) leavesFile() string            { return filepath.Join(l.dir, "pki", "leaves.json") }
+func (l layout) frontConfig() string           { return filepath.Join(l.dir, "front.json") }
+func (l layout) frontStatus() string           { return filepath.Join(l.dir, "run", "front-status.json") }
 
 // volumes holds the csi add-on's volumes, one directory each: inside the cluster's
 // directory, so that they move with it into the quarantine and back, and go with it.

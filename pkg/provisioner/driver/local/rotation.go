@@ -38,11 +38,20 @@ func (d *Driver) renewIfExpiring(inst *instance) error {
 	return nil
 }
 
-// restartStarted restarts the components started so far, clients first, so that
-// kube-apiserver has no watches to drain, and marks the change as rolling out.
+// restartStarted restarts the components started so far, clients first, and marks the
+// change as rolling out. kube-apiserver is replaced beside itself (surge.go), and the
+// front, which holds no certificate of its own, keeps running: clients are never refused.
 func (d *Driver) restartStarted(inst *instance) {
-	for i := len(allComponents) - 1; i >= 0; i-- {
-		if sup := inst.components[allComponents[i]]; sup != nil {
+	d.restart(inst, provisioner.ControllerManager, provisioner.Scheduler, nodeAgent, provisioner.Etcd)
+	if inst.components[slotComponent(inst.slot)] != nil {
+		d.replaceAPIServer(inst)
+	}
+}
+
+// restart restarts those of the named components that were started, in place.
+func (d *Driver) restart(inst *instance, names ...string) {
+	for _, name := range names {
+		if sup := inst.components[name]; sup != nil {
 			sup.Restart()
 			inst.rollingOut = true
 		}
@@ -88,13 +97,12 @@ func (d *Driver) RotateCredentials(_ context.Context, c *v1alpha1.Cluster, token
 		return fmt.Errorf("re-issue the credentials of %s: %w", key(c), err)
 	}
 	inst.certs.Store(&crts)
-	// kube-apiserver reloads its client CA file by itself; the restarts make the
-	// controller manager, scheduler and node agent present their new credentials.
-	for _, name := range []string{nodeAgent, provisioner.Scheduler, provisioner.ControllerManager, provisioner.APIServer} {
-		if sup := inst.components[name]; sup != nil {
-			sup.Restart()
-			inst.rollingOut = true
-		}
+	// kube-apiserver reloads its client CA file by itself, and is replaced for its
+	// kubelet client certificate; the restarts make the controller manager, scheduler
+	// and node agent present their new credentials.
+	d.restart(inst, nodeAgent, provisioner.Scheduler, provisioner.ControllerManager)
+	if inst.components[slotComponent(inst.slot)] != nil {
+		d.replaceAPIServer(inst)
 	}
 	if err := atomicfile.WriteFile(inst.layout.rotationFile(), []byte(token), 0o600); err != nil {
 		return fmt.Errorf("record the rotation of %s: %w", key(c), err)
