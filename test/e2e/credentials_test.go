@@ -116,7 +116,9 @@ func TestCredentialsIsolationAndRotation(t *testing.T) {
 	// connections every 20 ms, and a workload's kept-alive client, all succeed.
 	// A running cluster that rotates is Updating, not Provisioning, until all is done.
 	newClients := startDials(aCfg.Host)
+	t.Cleanup(newClients.halt)
 	workload := startTraffic(ctx, serviceAccountClient(ctx, t, aCfg))
+	t.Cleanup(workload.halt)
 	before := env.ClusterProcesses(ns, "a")
 	current, err := env.CS.ContainerserviceV1alpha1().Clusters(ns).Get(ctx, "a", metav1.GetOptions{})
 	if err != nil {

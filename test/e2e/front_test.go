@@ -3,11 +3,16 @@ package e2e
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/ucloudstack/containerservice/pkg/provisioner/atomicfile"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -60,4 +65,69 @@ func serviceAccountClient(ctx context.Context, t *testing.T, admin *rest.Config)
 	cfg := rest.AnonymousClientConfig(admin)
 	cfg.BearerToken = tok.Status.Token
 	return kubernetes.NewForConfigOrDie(cfg)
+}
+
+// TestRenewalRefusesNothing has a cluster's certificates near their end: they are issued
+// again and kube-apiserver replaced behind the front while new clients connect every
+// 20 ms and a workload sends requests on a kept connection. None fails; afterwards a
+// different kube-apiserver process serves, the front is the same one, and the served
+// certificate is the new one.
+func TestRenewalRefusesNothing(t *testing.T) {
+	ctx := testContext(t, 4*time.Minute)
+	ns := env.NewTenant(t)
+	c := provision(ctx, t, ns, "renew")
+	_, cfg := adminKubeconfig(ctx, t, env.CS, ns, "renew", 3600)
+	oldAPIServer, oldFront := pidOf(t, ns, "renew", "kube-apiserver"), pidOf(t, ns, "renew", "containerservice-front")
+	oldCert := servedCertificate(t, c.Status.Endpoints.Internal)
+
+	newClients := startDials(c.Status.Endpoints.Internal)
+	t.Cleanup(newClients.halt)
+	workload := startTraffic(ctx, serviceAccountClient(ctx, t, cfg))
+	t.Cleanup(workload.halt)
+
+	// What the driver recorded of the issued certificates, their end brought within the
+	// renewal window (30 days): the next look at the cluster renews them.
+	leaves := filepath.Join(env.ClusterDir(ns, "renew"), "pki", "leaves.json")
+	data, err := os.ReadFile(leaves)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var record map[string]any
+	if err := json.Unmarshal(data, &record); err != nil {
+		t.Fatal(err)
+	}
+	record["notAfter"] = time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
+	data, _ = json.Marshal(record)
+	if err := atomicfile.WriteFile(leaves, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(ctx, t, "the certificates renewed and the old kube-apiserver gone", func() (bool, error) {
+		if servedCertificate(t, c.Status.Endpoints.Internal) == oldCert {
+			return false, nil
+		}
+		_, old := env.ClusterProcesses(ns, "renew")[oldAPIServer]
+		return !old, nil
+	})
+	waitCondition(ctx, t, ns, "renew", "Ready", metav1.ConditionTrue)
+	eventually(ctx, t, "the phase back to Running", func() (bool, error) {
+		got, err := env.CS.ContainerserviceV1alpha1().Clusters(ns).Get(ctx, "renew", metav1.GetOptions{})
+		return err == nil && got.Status.Phase == "Running", err
+	})
+	newClients.finish(t)
+	workload.finish(t)
+	if front := pidOf(t, ns, "renew", "containerservice-front"); front != oldFront {
+		t.Errorf("the front was restarted (pid %d, was %d)", front, oldFront)
+	}
+	t.Logf("across the renewal: %d new connections and %d requests of a workload, none failed", newClients.ok, workload.ok)
+}
+
+// servedCertificate returns the serial number of the certificate an endpoint serves.
+func servedCertificate(t *testing.T, endpoint string) string {
+	t.Helper()
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(endpoint, "https://"), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // only read
+	if err != nil {
+		return ""
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
 }

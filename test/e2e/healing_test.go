@@ -48,10 +48,17 @@ type traffic struct {
 	ok       int
 	failures []string
 	stop     chan struct{}
+	stopOnce sync.Once
 	done     chan struct{}
 }
 
-// startLoop calls request every period until finish.
+// halt stops the requests and waits for the last one; it may be called again.
+func (tr *traffic) halt() {
+	tr.stopOnce.Do(func() { close(tr.stop) })
+	<-tr.done
+}
+
+// startLoop calls request every period until finish (or halt).
 func startLoop(period time.Duration, request func(i int) error) *traffic {
 	tr := &traffic{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
@@ -99,8 +106,7 @@ func (tr *traffic) count() int {
 
 func (tr *traffic) finish(t *testing.T) {
 	t.Helper()
-	close(tr.stop)
-	<-tr.done
+	tr.halt()
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	if len(tr.failures) > 0 || tr.ok == 0 {

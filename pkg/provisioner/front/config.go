@@ -46,6 +46,9 @@ type Config struct {
 	// ShutdownTimeout is how long Run waits for open connections once its context ends,
 	// before it closes them.
 	ShutdownTimeout Duration `json:"shutdownTimeout,omitempty"`
+	// Generation is the writer's count of its configs, echoed in the status of the front
+	// that applied this one: a status is then known to come from after a change.
+	Generation int64 `json:"generation,omitempty"`
 }
 
 // Backend is one kube-apiserver behind the front.

@@ -37,7 +37,7 @@ func (f *Front) serve(client net.Conn) {
 	defer f.connWG.Done()
 	tried := map[*backend]bool{}
 	for {
-		b, dialTimeout := f.pick(tried)
+		b, fallback, dialTimeout := f.pick(tried)
 		if b == nil {
 			// Counted before the close: whoever sees the close may read the count.
 			f.unservedConn(client, len(tried))
@@ -52,7 +52,7 @@ func (f *Front) serve(client net.Conn) {
 			continue
 		}
 		c := &conn{client: client, server: server}
-		if !f.attach(b, c) {
+		if !f.attach(b, c, fallback) {
 			server.Close()
 			f.release(b, nil)
 			continue
@@ -64,21 +64,31 @@ func (f *Front) serve(client net.Conn) {
 }
 
 // pick reserves a usable backend not tried yet: the one with the fewest active
-// connections, ties going round-robin. It returns nil when there is none.
-func (f *Front) pick(tried map[*backend]bool) (*backend, time.Duration) {
+// connections, ties going round-robin. When none is usable, a healthy backend that is
+// draining (not removed) takes the connection rather than nobody: draining is a plan to
+// stop it, and its replacement has failed meanwhile; fallback says it is one. It
+// returns nil when there is none.
+func (f *Front) pick(tried map[*backend]bool) (b *backend, fallback bool, dialTimeout time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.forced {
-		return nil, 0
+		return nil, false, 0
 	}
-	var candidates []*backend
+	var candidates, fallbacks []*backend
 	for _, b := range f.backends {
-		if b.usable() && !tried[b] {
+		switch {
+		case tried[b]:
+		case b.usable():
 			candidates = append(candidates, b)
+		case b.healthy && b.draining && !b.removed:
+			fallbacks = append(fallbacks, b)
 		}
 	}
 	if len(candidates) == 0 {
-		return nil, 0
+		candidates, fallback = fallbacks, true
+	}
+	if len(candidates) == 0 {
+		return nil, false, 0
 	}
 	start := f.next % len(candidates)
 	f.next++
@@ -89,7 +99,7 @@ func (f *Front) pick(tried map[*backend]bool) (*backend, time.Duration) {
 		}
 	}
 	best.active++
-	return best, time.Duration(f.cfg.DialTimeout)
+	return best, fallback, time.Duration(f.cfg.DialTimeout)
 }
 
 // dialFailed gives back a reservation whose dial failed. A failed dial counts as a
@@ -105,12 +115,13 @@ func (f *Front) dialFailed(b *backend, err error) {
 }
 
 // attach records an established connection with its backend, unless the backend began
-// to drain while it was dialled or the front gave up at shutdown: nothing was forwarded
-// yet, so the client can still be served by another backend.
-func (f *Front) attach(b *backend, c *conn) bool {
+// to drain while it was dialled (a fallback was draining already: it must not have been
+// removed since) or the front gave up at shutdown: nothing was forwarded yet, so the
+// client can still be served by another backend.
+func (f *Front) attach(b *backend, c *conn, fallback bool) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.forced || b.draining {
+	if f.forced || (b.draining && !fallback) || b.removed {
 		return false
 	}
 	b.conns[c] = struct{}{}

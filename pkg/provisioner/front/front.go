@@ -67,6 +67,8 @@ type Status struct {
 	Backends []BackendStatus `json:"backends"`
 	// Unserved counts connections closed because no backend could take them.
 	Unserved uint64 `json:"unserved"`
+	// Generation is the Generation of the config in force.
+	Generation int64 `json:"generation,omitempty"`
 }
 
 // BackendStatus is what the front knows of one backend.
@@ -146,7 +148,7 @@ func (f *Front) Update(cfg Config) error {
 func (f *Front) Status() Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s := Status{Listen: slices.Clone(f.listen), Unserved: f.unserved, Backends: make([]BackendStatus, 0, len(f.backends))}
+	s := Status{Listen: slices.Clone(f.listen), Unserved: f.unserved, Generation: f.cfg.Generation, Backends: make([]BackendStatus, 0, len(f.backends))}
 	for _, b := range f.backends {
 		s.Backends = append(s.Backends, BackendStatus{
 			Name: b.name, Address: b.address, Healthy: b.healthy, Draining: b.draining, Removed: b.removed,

@@ -158,3 +158,33 @@ func TestDrainTimeoutClosesWhatOutlivesIt(t *testing.T) {
 		})
 	}
 }
+
+// A draining backend takes new connections only when no other can: its replacement
+// failed after the drain began, and serving from the one being retired beats serving
+// no one. Once another is usable again, the draining one gets nothing new.
+func TestDrainingBackendServesWhenNoOtherCan(t *testing.T) {
+	a, b := newTestBackend(t, "a", true), newTestBackend(t, "b", true)
+	ca := writeCA(t, a)
+	f, addr, _ := startFront(t, testConfig(ca, Backend{Name: "a", Address: a.addr(), Draining: true}, backendOf(b)))
+	waitFor(t, "a and b healthy", func() bool { return healthy(f, "a")() && healthy(f, "b")() })
+	cl := client(a)
+	for i := range 20 {
+		if name, err := hit(cl, addr); err != nil || name != "b" {
+			t.Fatalf("request %d went to %q (%v): want b, a draining", i, name, err)
+		}
+	}
+	b.ready.Store(false)
+	waitFor(t, "b out of rotation", func() bool { return !healthy(f, "b")() })
+	for i := range 20 {
+		if name, err := hit(cl, addr); err != nil || name != "a" {
+			t.Fatalf("request %d went to %q (%v): want draining a, the only healthy one", i, name, err)
+		}
+	}
+	b.ready.Store(true)
+	waitFor(t, "b back", healthy(f, "b"))
+	for i := range 20 {
+		if name, err := hit(cl, addr); err != nil || name != "b" {
+			t.Fatalf("request %d went to %q (%v): want b again", i, name, err)
+		}
+	}
+}

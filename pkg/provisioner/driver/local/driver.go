@@ -79,6 +79,11 @@ func New(cfg Config) (*Driver, error) {
 		return nil, err
 	}
 	cfg.DataDir = dataDir
+	// Checked once here, not per cluster: without it no cluster can be reached, and the
+	// running ones must not turn Failed over a server started with a wrong flag.
+	if info, err := os.Stat(cfg.FrontBinary); cfg.FrontBinary == "" || err != nil || info.IsDir() {
+		return nil, fmt.Errorf("containerservice-front, every cluster's front, is not at %q (--front-binary): build it with `make build`", cfg.FrontBinary)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", cfg.DataDir, err)
 	}
@@ -148,9 +153,6 @@ func (d *Driver) binDir(version string) (string, error) {
 			return "", &provisioner.PermanentError{Err: fmt.Errorf("%s for Kubernetes %s is missing from %s: run hack/kube-binaries.sh on the server's machine", b, version, dir)}
 		}
 	}
-	if _, err := os.Stat(d.cfg.FrontBinary); d.cfg.FrontBinary == "" || err != nil {
-		return "", &provisioner.PermanentError{Err: fmt.Errorf("containerservice-front, every cluster's front, is not at %q (--front-binary): build it with `make build`", d.cfg.FrontBinary)}
-	}
 	return dir, nil
 }
 
@@ -179,6 +181,8 @@ type instance struct {
 	// while the other slot's kube-apiserver is being replaced by it.
 	slot  int
 	surge *surge
+	// frontGeneration is the Generation of the front's config last written.
+	frontGeneration int64
 	// rollingOut is set while components restart to apply a change the driver made
 	// (renewal, a new configuration) and cleared once all are healthy again.
 	rollingOut bool
@@ -274,7 +278,7 @@ func (d *Driver) Ensure(ctx context.Context, c *v1alpha1.Cluster) (*provisioner.
 	if inst.rollingOut && obs.Ready() && inst.surge == nil {
 		inst.rollingOut = false
 	}
-	obs.Updating = inst.rollingOut
+	obs.Updating = inst.rollingOut || inst.surge != nil
 	return obs, nil
 }
 

@@ -64,6 +64,17 @@ func fakeBinaries(t *testing.T) string {
 	return dir
 }
 
+// someFront is a file where the driver looks for containerservice-front, for tests that
+// start no process.
+func someFront(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "containerservice-front")
+	if err := os.WriteFile(p, nil, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // fakeConfig is a driver's configuration on data whose binaries, the front's included,
 // are fakeBinaries.
 func fakeConfig(t *testing.T, data string) Config {
@@ -131,11 +142,7 @@ func pids(t *testing.T, l layout) map[string]int {
 
 func TestEnsureExplainsMissingBinariesAndVersions(t *testing.T) {
 	bin := t.TempDir()
-	front := filepath.Join(t.TempDir(), "containerservice-front")
-	if err := os.WriteFile(front, nil, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	d := newDriver(t, Config{DataDir: t.TempDir(), BinDirs: map[string]string{"v1.37.1": bin}, FrontBinary: front})
+	d := newDriver(t, Config{FrontBinary: someFront(t), DataDir: t.TempDir(), BinDirs: map[string]string{"v1.37.1": bin}})
 	c := cluster("prod", "u1")
 
 	_, err := d.Ensure(context.Background(), c)
@@ -153,10 +160,9 @@ func TestEnsureExplainsMissingBinariesAndVersions(t *testing.T) {
 		t.Errorf("a failed start left a directory: %v", err)
 	}
 
-	c.Spec.Version = "v1.37.1"
-	d.cfg.BinDirs["v1.37.1"] = fakeBinaries(t)
-	d.cfg.FrontBinary = filepath.Join(t.TempDir(), "containerservice-front")
-	if _, err := d.Ensure(context.Background(), c); !errors.As(err, &permanent) || !strings.Contains(err.Error(), "containerservice-front") || !strings.Contains(err.Error(), "--front-binary") {
+	// Without the front no cluster could be reached: the driver does not start.
+	if _, err := New(Config{DataDir: t.TempDir(), FrontBinary: filepath.Join(t.TempDir(), "containerservice-front")}); err == nil ||
+		!strings.Contains(err.Error(), "containerservice-front") || !strings.Contains(err.Error(), "--front-binary") {
 		t.Errorf("missing front: %v", err)
 	}
 }
@@ -261,7 +267,7 @@ func TestStartsAreBounded(t *testing.T) {
 
 func TestPortsSurviveRestartsAndNeverCollide(t *testing.T) {
 	data := t.TempDir()
-	d, err := New(Config{DataDir: data})
+	d, err := New(Config{FrontBinary: someFront(t), DataDir: data})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +282,7 @@ func TestPortsSurviveRestartsAndNeverCollide(t *testing.T) {
 	d.Shutdown()
 
 	// A new driver (a restarted server) reserves a's ports before handing out any.
-	d2 := newDriver(t, Config{DataDir: data})
+	d2 := newDriver(t, Config{FrontBinary: someFront(t), DataDir: data})
 	second := layout{dir: filepath.Join(data, "clusters", "acme", "b")}
 	if err := second.create(); err != nil {
 		t.Fatal(err)
@@ -323,7 +329,7 @@ func prepared(t *testing.T, d *Driver, c *v1alpha1.Cluster) *instance {
 // TestDeleteNeedsTheOwnersUID: data goes only for the UID it was made for, and a corrupt
 // ports.json never blocks a deletion.
 func TestDeleteNeedsTheOwnersUID(t *testing.T) {
-	d := newDriver(t, Config{DataDir: t.TempDir()})
+	d := newDriver(t, Config{FrontBinary: someFront(t), DataDir: t.TempDir()})
 	c := cluster("gone", "u1")
 	inst := prepared(t, d, c)
 	ports := inst.ports
@@ -359,7 +365,7 @@ func TestDeleteNeedsTheOwnersUID(t *testing.T) {
 // is brought back with its CAs when its Cluster reappears.
 func TestUnaccountedDataIsQuarantinedAndComesBack(t *testing.T) {
 	data := t.TempDir()
-	d, err := New(Config{DataDir: data})
+	d, err := New(Config{FrontBinary: someFront(t), DataDir: data})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,7 +376,7 @@ func TestUnaccountedDataIsQuarantinedAndComesBack(t *testing.T) {
 	d.Shutdown()
 
 	// A restarted server that sees no Cluster (an empty etcd).
-	d = newDriver(t, Config{DataDir: data})
+	d = newDriver(t, Config{FrontBinary: someFront(t), DataDir: data})
 	held, err := d.Held()
 	if err != nil || len(held) != 1 || held[0] != (provisioner.Held{Namespace: "acme", Name: "prod", UID: "u1"}) {
 		t.Fatalf("held: %v %v", held, err)
@@ -408,7 +414,7 @@ func TestUnaccountedDataIsQuarantinedAndComesBack(t *testing.T) {
 
 	// A new cluster never gets its ports, also after another restart.
 	d.Shutdown()
-	d = newDriver(t, Config{DataDir: data})
+	d = newDriver(t, Config{FrontBinary: someFront(t), DataDir: data})
 	for name, p := range ports {
 		if !d.ports.taken[p] {
 			t.Errorf("%s port %d of a quarantined cluster is free for others", name, p)
@@ -428,7 +434,7 @@ func TestUnaccountedDataIsQuarantinedAndComesBack(t *testing.T) {
 // TestAnUnreadableOwnerIsNoMissingOwner: a uid file that cannot be read stops the start
 // with an error; the cluster's data is neither quarantined nor replaced.
 func TestAnUnreadableOwnerIsNoMissingOwner(t *testing.T) {
-	d := newDriver(t, Config{DataDir: t.TempDir()})
+	d := newDriver(t, Config{FrontBinary: someFront(t), DataDir: t.TempDir()})
 	c := cluster("prod", "u1")
 	inst := prepared(t, d, c)
 	ca := inst.certs.Load().ca.Fingerprint()
@@ -472,7 +478,7 @@ func TestAnUnreadableOwnerIsNoMissingOwner(t *testing.T) {
 
 // TestANewClusterOfAnOldNameQuarantinesTheOldData: the old data is kept, not reused.
 func TestANewClusterOfAnOldNameQuarantinesTheOldData(t *testing.T) {
-	d := newDriver(t, Config{DataDir: t.TempDir()})
+	d := newDriver(t, Config{FrontBinary: someFront(t), DataDir: t.TempDir()})
 	old := prepared(t, d, cluster("same", "old"))
 	oldCA := old.certs.Load().ca.Fingerprint()
 	d.forget(old)
@@ -498,7 +504,7 @@ func TestANewClusterOfAnOldNameQuarantinesTheOldData(t *testing.T) {
 // TestRotationIsOncePerToken: asking again with the same token (a retried status write)
 // keeps the CA; a new token replaces it, and platform credentials follow.
 func TestRotationIsOncePerToken(t *testing.T) {
-	d := newDriver(t, Config{DataDir: t.TempDir()})
+	d := newDriver(t, Config{FrontBinary: someFront(t), DataDir: t.TempDir()})
 	c := cluster("rot", "u1")
 	inst := prepared(t, d, c)
 	before := inst.certs.Load().client.Fingerprint()
@@ -588,7 +594,7 @@ func parseCert(t *testing.T, data []byte) *x509.Certificate {
 
 func TestExternalHostIsServed(t *testing.T) {
 	for host, bind := range map[string]string{"127.0.0.1": "127.0.0.1", "localhost": "127.0.0.1", "10.0.0.5": "0.0.0.0", "k8s.example.com": "0.0.0.0"} {
-		d := newDriver(t, Config{DataDir: t.TempDir(), ExternalHost: host})
+		d := newDriver(t, Config{FrontBinary: someFront(t), DataDir: t.TempDir(), ExternalHost: host})
 		if got := d.bindAddress(); got != bind {
 			t.Errorf("external host %s: kube-apiserver binds %s, want %s", host, got, bind)
 		}
@@ -604,7 +610,7 @@ func TestExternalHostIsServed(t *testing.T) {
 }
 
 func TestExpiringCertificatesAreRenewed(t *testing.T) {
-	d := newDriver(t, Config{DataDir: t.TempDir()})
+	d := newDriver(t, Config{FrontBinary: someFront(t), DataDir: t.TempDir()})
 	inst := prepared(t, d, cluster("old", "u1"))
 	before, _ := os.ReadFile(inst.layout.pki("apiserver.crt"))
 	// A fresh one is left alone.

@@ -189,6 +189,15 @@ func (d *Driver) startCore(inst *instance) string {
 		inst.slot = 1 - inst.slot
 		inst.rollingOut = true
 	}
+	// The kube-apiserver a surge cut short by a restart replaces serves until the end:
+	// supervised again if it runs the command it was started with (restarted if it dies).
+	if s := inst.surge; s != nil {
+		if old := slotComponent(s.from); inst.components[old] == nil && matches(inst.specs[old]) {
+			if sup, _, err := supervisor.Resume(inst.specs[old]); err == nil {
+				inst.components[old] = sup
+			}
+		}
+	}
 	if err := d.writeFront(inst); err != nil {
 		inst.startErr[frontComponent] = err
 		return ""

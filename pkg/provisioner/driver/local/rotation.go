@@ -38,11 +38,12 @@ func (d *Driver) renewIfExpiring(inst *instance) error {
 	return nil
 }
 
-// restartStarted restarts the components started so far, clients first, and marks the
-// change as rolling out. kube-apiserver is replaced beside itself (surge.go), and the
-// front, which holds no certificate of its own, keeps running: clients are never refused.
+// restartStarted restarts the components started so far that read their certificates
+// only when they start, and marks the change as rolling out. kube-apiserver is replaced
+// beside itself (surge.go); the front holds no certificate of its own; etcd reads its
+// certificate files at each new connection: clients are never refused.
 func (d *Driver) restartStarted(inst *instance) {
-	d.restart(inst, provisioner.ControllerManager, provisioner.Scheduler, nodeAgent, provisioner.Etcd)
+	d.restart(inst, provisioner.ControllerManager, provisioner.Scheduler, nodeAgent)
 	if inst.components[slotComponent(inst.slot)] != nil {
 		d.replaceAPIServer(inst)
 	}

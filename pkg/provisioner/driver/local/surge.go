@@ -1,6 +1,7 @@
 package local
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -9,6 +10,7 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"github.com/ucloudstack/containerservice/pkg/provisioner/atomicfile"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/front"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/supervisor"
 )
@@ -56,7 +58,8 @@ func slotBackend(inst *instance, slot int) front.Backend {
 
 // writeFront writes the front's config for where the instance stands: the serving slot,
 // and during a surge the slot being replaced (draining once the new one is ready). The
-// front reads the file again within half a second of a change.
+// front reads the file again within a second of a change. Each change counts one more
+// generation, which the front echoes in its status.
 func (d *Driver) writeFront(inst *instance) error {
 	backends := []front.Backend{slotBackend(inst, inst.slot)}
 	if s := inst.surge; s != nil {
@@ -70,22 +73,41 @@ func (d *Driver) writeFront(inst *instance) error {
 		Backends:        backends,
 		ShutdownTimeout: front.Duration(frontShutdown),
 	}
+	// The generation goes on from the file's: a restarted server never writes one the
+	// front has seen for another config.
+	if prev, err := front.LoadConfig(inst.layout.frontConfig()); err == nil {
+		inst.frontGeneration = max(inst.frontGeneration, prev.Generation)
+		cfg.Generation = prev.Generation
+		if equalJSON(prev, cfg) {
+			return nil
+		}
+	}
+	inst.frontGeneration++
+	cfg.Generation = inst.frontGeneration
 	data, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := writeIfChanged(inst.layout.frontConfig(), append(data, '\n')); err != nil {
+	if err := atomicfile.WriteFile(inst.layout.frontConfig(), append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write the front's config of %s: %w", inst.key, err)
 	}
 	return nil
 }
 
-// frontBackend returns what the front last said of a backend: ok is false when the front
-// has no fresh status, or does not list the backend.
-func frontBackend(inst *instance, name string) (b front.BackendStatus, listed, fresh bool) {
+func equalJSON(a, b any) bool {
+	x, errA := json.Marshal(a)
+	y, errB := json.Marshal(b)
+	return errA == nil && errB == nil && bytes.Equal(x, y)
+}
+
+// frontBackend returns what the front says of a backend, when its status is fresh and of
+// the config last written: listed is false when it does not list the backend (or no
+// longer: removed), current is false when the status cannot be believed yet.
+func frontBackend(inst *instance, name string) (b front.BackendStatus, listed, current bool) {
 	st, err := front.ReadStatusFile(inst.layout.frontStatus())
 	sup := inst.components[frontComponent]
-	if err != nil || sup == nil || st.PID != sup.Pid() || time.Since(st.Time) > frontStatusFresh || st.ConfigError != "" {
+	if err != nil || sup == nil || st.PID != sup.Pid() || time.Since(st.Time) > frontStatusFresh ||
+		st.ConfigError != "" || st.Generation != inst.frontGeneration {
 		return b, false, false
 	}
 	for _, b := range st.Backends {
@@ -94,6 +116,14 @@ func frontBackend(inst *instance, name string) (b front.BackendStatus, listed, f
 		}
 	}
 	return b, false, true
+}
+
+// serving reports whether the front finds the slot's kube-apiserver ready since the
+// surge's replacement started: its last probe, made after that, succeeded. A health the
+// front had of an earlier process at the same address is never taken for it.
+func serving(inst *instance, slot int, since time.Time) bool {
+	b, listed, current := frontBackend(inst, processNames[slotComponent(slot)])
+	return listed && current && b.Healthy && !b.Draining && b.LastProbeError == "" && b.LastProbe.After(since)
 }
 
 // replaceAPIServer has kube-apiserver restarted without refusing a connection, to read
@@ -136,8 +166,7 @@ func (d *Driver) progressSurge(inst *instance) {
 		return
 	}
 	if !s.draining {
-		b, _, _ := frontBackend(inst, processNames[slotComponent(inst.slot)])
-		if !b.Healthy {
+		if !serving(inst, inst.slot, s.since) {
 			if !s.stuck && time.Since(s.since) > surgeStuckAfter {
 				s.stuck = true
 				klog.ErrorS(nil, "The replacement kube-apiserver is not ready; the one it replaces keeps serving", "cluster", inst.key,
@@ -152,8 +181,19 @@ func (d *Driver) progressSurge(inst *instance) {
 		return
 	}
 	old := slotComponent(s.from)
-	if b, listed, fresh := frontBackend(inst, processNames[old]); !fresh || (listed && !b.Draining) {
+	b, listed, current := frontBackend(inst, processNames[old])
+	if !current || !listed || !b.Draining {
 		return // the front has not taken the drain yet
+	}
+	// The replacement must still serve when the old one stops: one that failed since is
+	// no replacement, and the old one goes back into rotation.
+	if !serving(inst, inst.slot, s.since) {
+		klog.InfoS("The replacement kube-apiserver stopped serving during the drain; the one it replaces serves again", "cluster", inst.key, "slot", inst.slot)
+		s.draining = false
+		if err := d.writeFront(inst); err != nil {
+			klog.ErrorS(err, "Cannot configure the front", "cluster", inst.key)
+		}
+		return
 	}
 	// Stopped gracefully: the requests it serves complete, and its clients are told to
 	// go away, which they do through the front, to the new one.

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -38,17 +39,24 @@ func backendsOf(cfg front.Config) []string {
 	return out
 }
 
-// reportFront writes the front's status as the front would (the fake front writes none):
-// each named backend listed, healthy, draining when its name ends in "~".
+// reportFront writes the front's status as the front would (the fake front writes none),
+// of the config last written, probed just now: each named backend listed, healthy,
+// draining when its name ends in "~", unhealthy when it ends in "!".
 func reportFront(t *testing.T, inst *instance, backends ...string) {
 	t.Helper()
+	writeStatus(t, inst, inst.frontGeneration, time.Now(), backends...)
+}
+
+func writeStatus(t *testing.T, inst *instance, generation int64, probed time.Time, backends ...string) {
+	t.Helper()
 	st := front.StatusFile{Time: time.Now(), PID: inst.components[frontComponent].Pid()}
+	st.Generation = generation
 	for _, b := range backends {
-		name, draining := b, false
-		if b[len(b)-1] == '~' {
-			name, draining = b[:len(b)-1], true
+		s := front.BackendStatus{Name: strings.TrimRight(b, "~!"), Healthy: !strings.HasSuffix(b, "!"), Draining: strings.HasSuffix(b, "~"), LastProbe: probed}
+		if !s.Healthy {
+			s.LastProbeError = "probe: connection refused"
 		}
-		st.Backends = append(st.Backends, front.BackendStatus{Name: name, Healthy: true, Draining: draining})
+		st.Backends = append(st.Backends, s)
 	}
 	data, _ := json.Marshal(st)
 	if err := atomicfile.WriteFile(inst.layout.frontStatus(), data, 0o600); err != nil {
@@ -97,7 +105,26 @@ func TestKubeAPIServerIsReplacedBesideItself(t *testing.T) {
 		t.Errorf("front backends %v during the surge, want both", got)
 	}
 
-	// Not healthy yet in the front's eyes: nothing moves, and the cluster is Updating.
+	// Not healthy yet in the front's eyes, or healthy in a status that cannot be believed
+	// (of an earlier config, probed before the replacement started): nothing moves, and
+	// the cluster is Updating.
+	started := time.Now()
+	for name, report := range map[string]func(){
+		"not listed": func() { reportFront(t, inst, "kube-apiserver-0") },
+		"unhealthy":  func() { reportFront(t, inst, "kube-apiserver-0", "kube-apiserver-1!") },
+		"an earlier config": func() {
+			writeStatus(t, inst, inst.frontGeneration-1, time.Now(), "kube-apiserver-0", "kube-apiserver-1")
+		},
+		"probed before it": func() {
+			writeStatus(t, inst, inst.frontGeneration, started.Add(-time.Second), "kube-apiserver-0", "kube-apiserver-1")
+		},
+	} {
+		report()
+		ensure(t, d)
+		if got := backendsOf(frontConfigOf(t, l)); !slices.Equal(got, []string{"kube-apiserver-1", "kube-apiserver-0"}) {
+			t.Errorf("%s: front backends %v, want both serving", name, got)
+		}
+	}
 	reportFront(t, inst, "kube-apiserver-0")
 	obs, err := d.Ensure(context.Background(), c)
 	if err != nil {
@@ -120,6 +147,20 @@ func TestKubeAPIServerIsReplacedBesideItself(t *testing.T) {
 	if syscall.Kill(before["kube-apiserver-0"], 0) != nil {
 		t.Error("the old kube-apiserver stopped before the front drained it")
 	}
+	// The replacement fails during the drain: the old one is not stopped, and serves again.
+	reportFront(t, inst, "kube-apiserver-0~", "kube-apiserver-1!")
+	ensure(t, d)
+	if syscall.Kill(before["kube-apiserver-0"], 0) != nil {
+		t.Fatal("the old kube-apiserver was stopped though its replacement had failed")
+	}
+	if got := backendsOf(frontConfigOf(t, l)); !slices.Equal(got, []string{"kube-apiserver-1", "kube-apiserver-0"}) {
+		t.Errorf("front backends %v after the replacement failed, want the old one back in rotation", got)
+	}
+	reportFront(t, inst, "kube-apiserver-0", "kube-apiserver-1")
+	ensure(t, d)
+	if got := backendsOf(frontConfigOf(t, l)); !slices.Equal(got, []string{"kube-apiserver-1", "kube-apiserver-0~"}) {
+		t.Errorf("front backends %v once the replacement serves again, want the old one draining", got)
+	}
 	// Meanwhile another change: it is replaced again once this surge is over.
 	inst.mu.Lock()
 	d.replaceAPIServer(inst)
@@ -140,7 +181,7 @@ func TestKubeAPIServerIsReplacedBesideItself(t *testing.T) {
 }
 
 // A server killed mid-surge finds both kube-apiservers running: the newer serves, the
-// older is drained and stopped, as the surge would have done.
+// older is supervised again until it is drained and stopped, as the surge would have done.
 func TestRestartMidSurgeKeepsTheNewerKubeAPIServer(t *testing.T) {
 	first, cfg, c, l, _ := firstDriver(t)
 	inst := instanceOf(first, key(c))
@@ -159,6 +200,12 @@ func TestRestartMidSurgeKeepsTheNewerKubeAPIServer(t *testing.T) {
 	if inst.slot != 1 || inst.surge == nil || inst.surge.from != 0 {
 		t.Fatalf("after the restart: slot %d, surge %+v; want slot 1 serving, slot 0 being replaced", inst.slot, inst.surge)
 	}
+	if obs, err := second.Ensure(context.Background(), c); err != nil || !obs.Updating {
+		t.Errorf("a cluster finishing a surge after a restart: Updating %v (%v), want true", obs != nil && obs.Updating, err)
+	}
+	if sup := inst.components[slotComponent(0)]; sup == nil || sup.Pid() != both["kube-apiserver-0"] {
+		t.Error("the older kube-apiserver, serving until the end of the surge, is not supervised again")
+	}
 	if got := backendsOf(frontConfigOf(t, l)); !slices.Equal(got, []string{"kube-apiserver-1", "kube-apiserver-0"}) {
 		t.Errorf("front backends %v, want both", got)
 	}
@@ -167,7 +214,7 @@ func TestRestartMidSurgeKeepsTheNewerKubeAPIServer(t *testing.T) {
 	reportFront(t, inst, "kube-apiserver-0~", "kube-apiserver-1")
 	ensure(t, second)
 	if pid := both["kube-apiserver-0"]; syscall.Kill(pid, 0) == nil && !zombie(pid) {
-		t.Error("the older kube-apiserver, adopted by no one, still runs")
+		t.Error("the older kube-apiserver still runs after its drain")
 	}
 	if got := pids(t, l)["kube-apiserver-1"]; got != both["kube-apiserver-1"] {
 		t.Errorf("the newer kube-apiserver has pid %d, want %d kept", got, both["kube-apiserver-1"])

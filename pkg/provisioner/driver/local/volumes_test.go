@@ -12,7 +12,7 @@ import (
 // it, and removed with it.
 func TestVolumesLiveAndGoWithTheCluster(t *testing.T) {
 	data := t.TempDir()
-	d, err := New(Config{DataDir: data})
+	d, err := New(Config{FrontBinary: someFront(t), DataDir: data})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestVolumesLiveAndGoWithTheCluster(t *testing.T) {
 
 	// A restarted server that sees no Cluster quarantines the directory, volumes included.
 	d.Shutdown()
-	d = newDriver(t, Config{DataDir: data})
+	d = newDriver(t, Config{FrontBinary: someFront(t), DataDir: data})
 	held, err := d.Held()
 	if err != nil || len(held) != 1 {
 		t.Fatalf("held: %v %v", held, err)
