@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,8 +78,16 @@ func TestRenewalRefusesNothing(t *testing.T) {
 	ns := env.NewTenant(t)
 	c := provision(ctx, t, ns, "renew")
 	_, cfg := adminKubeconfig(ctx, t, env.CS, ns, "renew", 3600)
-	oldAPIServer, oldFront := pidOf(t, ns, "renew", "kube-apiserver"), pidOf(t, ns, "renew", "containerservice-front")
+	oldAPIServer, oldFront, etcd := pidOf(t, ns, "renew", "kube-apiserver"), pidOf(t, ns, "renew", "containerservice-front"), pidOf(t, ns, "renew", "etcd")
 	oldCert := servedCertificate(t, c.Status.Endpoints.Internal)
+	// etcd is not restarted: it reads its certificate files at each new connection.
+	etcdEndpoint := "https://127.0.0.1:" + strconv.Itoa(clusterPorts(t, ns, "renew")["etcd-client"])
+	etcdClient, err := tls.LoadX509KeyPair(filepath.Join(env.ClusterDir(ns, "renew"), "pki", "apiserver-etcd-client.crt"),
+		filepath.Join(env.ClusterDir(ns, "renew"), "pki", "apiserver-etcd-client.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldEtcdCert := servedCertificate(t, etcdEndpoint, etcdClient)
 
 	newClients := startDials(c.Status.Endpoints.Internal)
 	t.Cleanup(newClients.halt)
@@ -118,13 +127,20 @@ func TestRenewalRefusesNothing(t *testing.T) {
 	if front := pidOf(t, ns, "renew", "containerservice-front"); front != oldFront {
 		t.Errorf("the front was restarted (pid %d, was %d)", front, oldFront)
 	}
+	if now := pidOf(t, ns, "renew", "etcd"); now != etcd {
+		t.Errorf("etcd was restarted (pid %d, was %d)", now, etcd)
+	}
+	if now := servedCertificate(t, etcdEndpoint, etcdClient); now == oldEtcdCert || now == "" {
+		t.Errorf("etcd serves certificate %q after the renewal, was %q: want the renewed one", now, oldEtcdCert)
+	}
 	t.Logf("across the renewal: %d new connections and %d requests of a workload, none failed", newClients.ok, workload.ok)
 }
 
-// servedCertificate returns the serial number of the certificate an endpoint serves.
-func servedCertificate(t *testing.T, endpoint string) string {
+// servedCertificate returns the serial number of the certificate an endpoint serves, ""
+// when it cannot be reached; client is the certificate presented, if any.
+func servedCertificate(t *testing.T, endpoint string, client ...tls.Certificate) string {
 	t.Helper()
-	conn, err := tls.Dial("tcp", strings.TrimPrefix(endpoint, "https://"), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // only read
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(endpoint, "https://"), &tls.Config{InsecureSkipVerify: true, Certificates: client}) //nolint:gosec // only read
 	if err != nil {
 		return ""
 	}
