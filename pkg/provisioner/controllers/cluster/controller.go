@@ -41,10 +41,14 @@ import (
 const Name = "cluster"
 
 const (
-	// Health is re-checked this often while a cluster is coming up or unwell, and this
-	// often once it is Ready.
-	pollUnready = 2 * time.Second
-	pollReady   = 15 * time.Second
+	// Health is re-checked this often while a cluster is coming up for the first time
+	// (each moment lost is the tenant's wait), while it is unwell, and once it is Ready.
+	pollFirstStart = 500 * time.Millisecond
+	// firstStartWithin bounds the quick looks: a cluster that has not come up by then is
+	// unwell, and looked at as one.
+	firstStartWithin = 2 * time.Minute
+	pollUnready      = 2 * time.Second
+	pollReady        = 15 * time.Second
 	// rebootstrapEvery is how often the platform's objects in a user cluster are applied
 	// again, which repairs whatever someone changed inside.
 	rebootstrapEvery = 5 * time.Minute
@@ -333,6 +337,9 @@ func (c *Controller) ensure(ctx context.Context, cl *v1alpha1.Cluster) (time.Dur
 	// A change rolling out (a kube-apiserver being replaced) moves on at each look.
 	if obs.Ready() && !agentUnwell && !obs.Updating {
 		return pollReady, nil
+	}
+	if !running(cl) && time.Since(cl.CreationTimestamp.Time) < firstStartWithin {
+		return pollFirstStart, nil
 	}
 	return pollUnready, nil
 }

@@ -495,3 +495,43 @@ func TestAPermanentFailureIsReported(t *testing.T) {
 		t.Errorf("event %q", ev)
 	}
 }
+
+// How soon a cluster is looked at again: quickly while it first comes up (the tenant
+// waits for it), every 2 s while a running one is unwell or updating (a surge moves on at
+// each look) or one never came up within firstStartWithin, every 15 s once Ready.
+func TestNextLook(t *testing.T) {
+	ctx := context.Background()
+	down := healthy()
+	down.Components[provisioner.APIServer] = provisioner.Health{Message: "connection refused"}
+	updating := healthy()
+	updating.Updating = true
+	for name, c := range map[string]struct {
+		obs     *provisioner.Observation
+		phase   v1alpha1.ClusterPhase
+		created time.Duration // ago
+		want    time.Duration
+	}{
+		"coming up":                   {down, v1alpha1.ClusterProvisioning, time.Second, pollFirstStart},
+		"not up after long":           {down, v1alpha1.ClusterProvisioning, 3 * time.Minute, pollUnready},
+		"running, unwell":             {down, v1alpha1.ClusterRunning, time.Hour, pollUnready},
+		"running, a change rolls out": {updating, v1alpha1.ClusterRunning, time.Hour, pollUnready},
+		"running":                     {healthy(), v1alpha1.ClusterRunning, time.Hour, pollReady},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cl := newCluster()
+			cl.Finalizers = []string{v1alpha1.ClusterFinalizer}
+			cl.CreationTimestamp = metav1.NewTime(time.Now().Add(-c.created))
+			cl.Status.Phase = c.phase
+			meta.SetStatusCondition(&cl.Status.Conditions, metav1.Condition{Type: v1alpha1.ClusterConditionDefaultsReady, Status: metav1.ConditionTrue, Reason: "Seen"})
+			f := newFixture(t, cl)
+			f.driver.obs = c.obs
+			after, err := f.ctrl.Reconcile(ctx, "acme/prod")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if after != c.want {
+				t.Errorf("next look in %s, want %s", after, c.want)
+			}
+		})
+	}
+}
