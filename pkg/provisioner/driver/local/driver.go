@@ -36,7 +36,8 @@ type Config struct {
 	// ExternalHost is the host name or address users reach clusters at; defaults to 127.0.0.1.
 	ExternalHost string
 	// MaxConcurrentStarts bounds how many control planes start at once (after a reboot,
-	// every cluster would otherwise start together); defaults to 4.
+	// every cluster would otherwise start together), and how many kube-apiservers are
+	// replaced at once (clusters made together renew together); defaults to 4.
 	MaxConcurrentStarts int
 	// FrontBinary is containerservice-front, each cluster's front on its published port.
 	FrontBinary string
@@ -56,7 +57,10 @@ type Driver struct {
 	clusters map[string]*instance
 	// starting holds the clusters that took a start slot, and since when.
 	starting map[string]time.Time
-	closed   bool
+	// surging holds the clusters whose kube-apiserver is being replaced: each runs a
+	// second one meanwhile, so they are bounded like starts.
+	surging map[string]bool
+	closed  bool
 
 	changes chan string
 }
@@ -99,7 +103,7 @@ func New(cfg Config) (*Driver, error) {
 		return nil, fmt.Errorf("another containerservice-apiserver runs the local driver on %s (%s is locked): %w", cfg.DataDir, lockFile, err)
 	}
 	d := &Driver{cfg: cfg, lock: lock, ports: portAllocator{taken: map[int]bool{}}, clusters: map[string]*instance{},
-		starting: map[string]time.Time{}, changes: make(chan string, 100)}
+		starting: map[string]time.Time{}, surging: map[string]bool{}, changes: make(chan string, 100)}
 	// Directories a crash left half made (claim builds each under a temporary name with
 	// nothing but empty folders and its uid, then renames it into place).
 	leftovers, _ := filepath.Glob(filepath.Join(cfg.DataDir, "clusters", "*", "*.new-*"))
@@ -181,6 +185,8 @@ type instance struct {
 	// while the other slot's kube-apiserver is being replaced by it.
 	slot  int
 	surge *surge
+	// surgeWanted asks for kube-apiserver to be replaced once a surge may start.
+	surgeWanted bool
 	// frontGeneration is the Generation of the front's config last written.
 	frontGeneration int64
 	// rollingOut is set while components restart to apply a change the driver made
@@ -225,6 +231,7 @@ func (d *Driver) forget(inst *instance) {
 		delete(d.clusters, inst.key)
 	}
 	delete(d.starting, inst.key)
+	delete(d.surging, inst.key)
 	d.mu.Unlock()
 }
 
@@ -269,16 +276,20 @@ func (d *Driver) Ensure(ctx context.Context, c *v1alpha1.Cluster) (*provisioner.
 	if waiting := d.startCore(inst); waiting != "" {
 		return d.waitingObservation(inst, c, waiting), nil
 	}
+	if inst.surgeWanted && inst.surge == nil && inst.components[slotComponent(inst.slot)] != nil {
+		inst.surgeWanted = false
+		d.replaceAPIServer(inst)
+	}
 	d.progressSurge(inst)
 	obs := d.observe(ctx, inst, c)
 	if obs.Components[provisioner.APIServer].Healthy {
 		d.releaseSlot(inst.key)
 		d.startClients(inst)
 	}
-	if inst.rollingOut && obs.Ready() && inst.surge == nil {
+	if inst.rollingOut && obs.Ready() && inst.surge == nil && !inst.surgeWanted {
 		inst.rollingOut = false
 	}
-	obs.Updating = inst.rollingOut || inst.surge != nil
+	obs.Updating = inst.rollingOut || inst.surge != nil || inst.surgeWanted
 	return obs, nil
 }
 
@@ -358,11 +369,12 @@ func (d *Driver) stopAll(inst *instance, l *layout) error {
 			delete(inst.components, name)
 		}
 	}
-	inst.surge = nil
+	inst.surge, inst.surgeWanted = nil, false
 	if l != nil {
 		errs = stopRecorded(*l)
 	}
 	d.releaseSlot(inst.key)
+	d.endSurge(inst.key)
 	return errors.Join(errs...)
 }
 

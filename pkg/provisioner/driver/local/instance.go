@@ -71,6 +71,9 @@ func (d *Driver) prepare(inst *instance, c *v1alpha1.Cluster, bin string) error 
 	inst.uid, inst.layout, inst.ports = string(c.UID), l, ports
 	inst.specs = components(bin, d.cfg.FrontBinary, l, c, ports, d.bindAddress())
 	inst.slot, inst.surge = chooseSlot(l)
+	if inst.surge != nil {
+		d.holdSurge(inst.key)
+	}
 	k := inst.key
 	for name, spec := range inst.specs {
 		spec.OnExit = func() {
@@ -161,12 +164,10 @@ func running(l layout) bool {
 // really start waits for one of the bounded start slots; the returned message says so.
 func (d *Driver) startCore(inst *instance) string {
 	serving := slotComponent(inst.slot)
-	cold := false
-	for _, name := range []string{provisioner.Etcd, serving} {
-		if inst.components[name] == nil && !matches(inst.specs[name]) {
-			cold = true
-		}
-	}
+	// Starting etcd or kube-apiserver is what takes a start slot: a kube-apiserver that
+	// runs, whatever its command line, is adopted as it runs (below).
+	cold := inst.components[provisioner.Etcd] == nil && !matches(inst.specs[provisioner.Etcd]) ||
+		inst.components[serving] == nil && !supervisor.Alive(inst.specs[serving].StateFile)
 	if cold {
 		if n, ok := d.takeSlot(inst.key); !ok {
 			return fmt.Sprintf("waiting to start: %d control planes are starting, at most %d at once (--max-concurrent-starts)", n, d.cfg.MaxConcurrentStarts)
@@ -182,12 +183,17 @@ func (d *Driver) startCore(inst *instance) string {
 		}
 	}
 	// A kube-apiserver that runs an earlier command line (an upgrade of the server) is
-	// replaced beside itself rather than restarted in place: it serves until its
-	// replacement is ready.
-	if spec := inst.specs[serving]; inst.components[serving] == nil && inst.surge == nil && supervisor.Alive(spec.StateFile) && !matches(spec) {
-		inst.surge = &surge{from: inst.slot, since: time.Now()}
-		inst.slot = 1 - inst.slot
-		inst.rollingOut = true
+	// adopted as it runs, then replaced beside itself (when a surge may start) rather than
+	// restarted in place: it serves, supervised, until its replacement is ready.
+	if spec := inst.specs[serving]; inst.components[serving] == nil && supervisor.Alive(spec.StateFile) && !matches(spec) {
+		if r, err := supervisor.ReadRecord(spec.StateFile); err == nil {
+			asIs := spec
+			asIs.Binary, asIs.Args, asIs.Env = r.Binary, r.Args, r.Env
+			if sup, _, err := supervisor.Resume(asIs); err == nil {
+				inst.components[serving] = sup
+				inst.surgeWanted, inst.rollingOut = true, true
+			}
+		}
 	}
 	// The kube-apiserver a surge cut short by a restart replaces serves until the end:
 	// supervised again if it runs the command it was started with (restarted if it dies).

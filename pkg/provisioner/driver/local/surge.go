@@ -142,9 +142,39 @@ func (d *Driver) replaceAPIServer(inst *instance) {
 		s.since = time.Now()
 		return
 	}
+	if !d.takeSurge(inst.key) {
+		inst.surgeWanted = true // Ensure starts it once another surge ends
+		return
+	}
 	inst.surge = &surge{from: inst.slot, since: time.Now()}
 	inst.slot = 1 - inst.slot
 	d.startSlot(inst)
+}
+
+// takeSurge lets the cluster replace its kube-apiserver, unless MaxConcurrentStarts
+// replacements run already.
+func (d *Driver) takeSurge(k string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.surging[k] && len(d.surging) >= d.cfg.MaxConcurrentStarts {
+		return false
+	}
+	d.surging[k] = true
+	return true
+}
+
+// holdSurge counts a replacement found under way (a restart cut it short), whatever the
+// bound: it runs already.
+func (d *Driver) holdSurge(k string) {
+	d.mu.Lock()
+	d.surging[k] = true
+	d.mu.Unlock()
+}
+
+func (d *Driver) endSurge(k string) {
+	d.mu.Lock()
+	delete(d.surging, k)
+	d.mu.Unlock()
 }
 
 // startSlot starts kube-apiserver in the serving slot and adds it to the front.
@@ -205,6 +235,7 @@ func (d *Driver) progressSurge(inst *instance) {
 		return
 	}
 	inst.surge = nil
+	d.endSurge(inst.key)
 	if err := d.writeFront(inst); err != nil {
 		klog.ErrorS(err, "Cannot configure the front", "cluster", inst.key)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ucloudstack/containerservice/pkg/apis/containerservice/v1alpha1"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/atomicfile"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/front"
 	"github.com/ucloudstack/containerservice/pkg/provisioner/supervisor"
@@ -261,5 +262,96 @@ func TestClustersBeforeTheFrontGetIt(t *testing.T) {
 	}
 	if cfg := frontConfigOf(t, l); cfg.Listen[0] != "127.0.0.1:"+strconv.Itoa(published) {
 		t.Errorf("the front listens on %v, want the published port", cfg.Listen)
+	}
+}
+
+// Replacements are bounded like starts: with one at a time, a second cluster's waits
+// (Updating meanwhile, no second kube-apiserver) and starts once the first is over.
+func TestReplacementsAreBounded(t *testing.T) {
+	cfg := fakeConfig(t, t.TempDir())
+	cfg.MaxConcurrentStarts = 1
+	t.Cleanup(func() { StopControlPlanes(cfg.DataDir) })
+	d := newDriver(t, cfg)
+	a, b := cluster("a", "ua"), cluster("b", "ub")
+	for _, c := range []*v1alpha1.Cluster{a, b} {
+		if _, err := d.Ensure(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+		// Each start slot is released once kube-apiserver answers: the fakes do not.
+		d.releaseSlot(key(c))
+		if _, err := d.Ensure(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ia, ib := instanceOf(d, key(a)), instanceOf(d, key(b))
+	for _, inst := range []*instance{ia, ib} {
+		inst.mu.Lock()
+		d.replaceAPIServer(inst)
+		inst.mu.Unlock()
+	}
+	if ia.surge == nil || ib.surge != nil || !ib.surgeWanted {
+		t.Fatalf("surges a %+v, b %+v (wanted %v): want a's alone under way, b's waiting", ia.surge, ib.surge, ib.surgeWanted)
+	}
+	obs, err := d.Ensure(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !obs.Updating || ib.surge != nil || pids(t, ib.layout)["kube-apiserver-1"] != 0 {
+		t.Errorf("b while a's surge runs: Updating %v, surge %+v, processes %v; want Updating and no second kube-apiserver", obs.Updating, ib.surge, pids(t, ib.layout))
+	}
+
+	waitPids(t, ia.layout, 4)
+	reportFront(t, ia, "kube-apiserver-0", "kube-apiserver-1")
+	if _, err := d.Ensure(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	reportFront(t, ia, "kube-apiserver-0~", "kube-apiserver-1")
+	if _, err := d.Ensure(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	if ia.surge != nil {
+		t.Fatalf("a's surge is not over: %+v", ia.surge)
+	}
+	if _, err := d.Ensure(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	if ib.surge == nil || waitPids(t, ib.layout, 4)["kube-apiserver-1"] == 0 {
+		t.Errorf("b's replacement did not start once a's was over: surge %+v, processes %v", ib.surge, pids(t, ib.layout))
+	}
+}
+
+// A kube-apiserver running an earlier command line (an upgrade of the server) is adopted
+// as it runs, supervised, and replaced beside itself: never restarted in place.
+func TestAnEarlierCommandLineIsReplacedBesideItself(t *testing.T) {
+	cfg := fakeConfig(t, t.TempDir())
+	t.Cleanup(func() { StopControlPlanes(cfg.DataDir) })
+	d := newDriver(t, cfg)
+	c := cluster("prod", "u1")
+	inst := prepared(t, d, c)
+	earlier := inst.specs[slotComponent(0)]
+	earlier.Binary = filepath.Join(cfg.BinDirs["v1.37.1"], "kube-apiserver") // prepared names no binaries
+	earlier.Args = append(slices.Clone(earlier.Args), "--a-flag-of-an-earlier-release")
+	sup, _, err := supervisor.Resume(earlier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := waitPids(t, inst.layout, 1)["kube-apiserver-0"]
+	sup.Detach()
+	d.Shutdown()
+
+	d = newDriver(t, cfg)
+	obs, err := d.Ensure(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst = instanceOf(d, key(c))
+	if sup := inst.components[slotComponent(0)]; sup == nil || sup.Pid() != old {
+		t.Errorf("the kube-apiserver of the earlier command line (pid %d) is not adopted as it runs", old)
+	}
+	if inst.surge == nil || inst.slot != 1 || !obs.Updating {
+		t.Errorf("slot %d, surge %+v, Updating %v: want its replacement under way in slot 1", inst.slot, inst.surge, obs.Updating)
+	}
+	if now := waitPids(t, inst.layout, 4); now["kube-apiserver-0"] != old || now["kube-apiserver-1"] == 0 {
+		t.Errorf("processes %v: want the earlier one (pid %d) serving and its replacement beside it", now, old)
 	}
 }
