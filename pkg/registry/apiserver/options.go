@@ -119,7 +119,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.FrontBinary, "front-binary", o.FrontBinary, "containerservice-front, which the local driver runs as each cluster's front on its published port (default: next to this binary).")
 	fs.StringVar(&o.ExternalHost, "external-host", "127.0.0.1", "Host name or address users reach user clusters' kube-apiservers at.")
 	fs.IntVar(&o.Workers, "cluster-workers", o.Workers, "Clusters reconciled at once.")
-	fs.IntVar(&o.MaxConcurrentStarts, "max-concurrent-starts", o.MaxConcurrentStarts, "Control planes the local driver starts at once (after a reboot every cluster needs starting); the others wait their turn. Adopting a control plane that still runs needs no start.")
+	fs.IntVar(&o.MaxConcurrentStarts, "max-concurrent-starts", o.MaxConcurrentStarts, "Control planes the local driver starts at once (after a reboot every cluster needs starting), and kube-apiservers it replaces at once behind their fronts (clusters made together renew together); the others wait their turn. Adopting a control plane that still runs needs no start.")
 	fs.DurationVar(&o.AdminKubeconfigMaxTTL, "admin-kubeconfig-max-expiration", o.AdminKubeconfigMaxTTL, "Longest lifetime of a break-glass credential from clusters/adminkubeconfig (10m to 24h); longer requests get this.")
 	componentbaseoptions.BindLeaderElectionFlags(&o.LeaderElection, fs)
 	fs.StringVar(&o.AuthenticationConfig, "authentication-config", "", "An apiserver.config.k8s.io AuthenticationConfiguration file (the one the host kube-apiserver may use): its JWT issuers' ID tokens authenticate callers that reach this server directly. The host's own tokens still go through delegated TokenReview, and the aggregator's requests through its front-proxy certificate.")
